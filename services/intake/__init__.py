@@ -1,0 +1,1 @@
+"""Intake: the system of record for tickets — numbering, lifecycle, timeline."""

@@ -1,0 +1,79 @@
+"""Intake's HTTP API: ``/v1/tickets`` (API key required on every call)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from services.intake import tickets
+from shared.auth import Caller
+from shared.errors import NotFound
+from shared.http import error_body
+from shared.messages import COMMANDS, TICKET_NO_PATTERN, IntakeTicket
+from shared.runtime import Runtime
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+
+
+def _check_no(ticket_no: str) -> None:
+    if not re.fullmatch(TICKET_NO_PATTERN, ticket_no):
+        raise NotFound("ticket_no", f"{ticket_no!r} is not a ticket number (YYYYMMDD + serial)")
+
+
+@router.post("", status_code=201, summary="Register a ticket (idempotent on channel + external_id)")
+async def create(
+    request: Request, response: Response, body: IntakeTicket, who: Caller,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
+    (or ``Idempotency-Key`` header)."""
+    rt = _runtime(request)
+    ticket, created = await tickets.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who, transport="http",
+                                                  message_id=idempotency_key)
+    if not created:
+        response.status_code = 200
+    return {"ticket_no": ticket["ticket_no"], "status": ticket["status"], "created": created,
+            "received_at": ticket["received_at"]}
+
+
+@router.get("/{ticket_no}", summary="A ticket: status, assignment, SLA state and its whole timeline")
+async def get_ticket(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
+    _check_no(ticket_no)
+    return await tickets.view(_runtime(request).pool, ticket_no=ticket_no)
+
+
+@router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
+async def get_contact(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
+    _check_no(ticket_no)
+    return await tickets.contact(_runtime(request).pool, ticket_no=ticket_no)
+
+
+@router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))
+async def command(
+    request: Request, ticket_no: str, action: str, who: Caller,
+    body: Annotated[dict[str, Any], Body(examples=[{"actor": "agent-7", "message": "我们已收到，正在处理"}])],
+) -> Any:
+    """The body is the command without ``ticket_no`` (taken from the path), e.g. ``resolve``:
+    ``{"actor": "agent-7", "outcome": "resolved", "solution": "replaced power module PWR-01"}``."""
+    model = COMMANDS.get(action)
+    if model is None:
+        raise NotFound("action", f"unknown action {action!r}; one of {', '.join(COMMANDS)}")
+    _check_no(ticket_no)
+    try:
+        cmd = model.model_validate({**body, "ticket_no": ticket_no})
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+                  for e in exc.errors(include_url=False)]
+        return JSONResponse(error_body(errors), status_code=422)
+    rt = _runtime(request)
+    await tickets.apply_command(rt.pool, action=action, cmd=cmd, caller=who)
+    return await tickets.view(rt.pool, ticket_no=ticket_no)

@@ -1,0 +1,67 @@
+"""Intake wiring: queues, subscribers and HTTP routes. Nothing connects until the lifespan runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.intake import api, handlers, tickets
+from shared.consumer import subscribe
+from shared.events import (
+    TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
+    TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
+)
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.topology import COMMANDS, EVENTS, INTAKE, quorum_queue
+
+SERVICE = "intake"
+DESCRIPTION = (
+    "Intake: registers tickets from every channel (helpdesk.intake, POST /v1/tickets), numbers them, "
+    "owns their lifecycle (helpdesk.commands, POST /v1/tickets/{no}/{action}) and keeps each ticket's "
+    "timeline from helpdesk.events."
+)
+
+
+PUBLISHED = (
+    (TicketCreated, "A ticket registered (contact details masked)."),
+    (TicketResponded, "An agent answered the customer; first=true on the first response."),
+    (TicketProgressed, "A progress note; visible_to_customer says whether the customer is told."),
+    (TicketWaiting, "Waiting on the customer: SLA clocks pause."),
+    (TicketResumed, "No longer waiting: SLA clocks run again."),
+    (TicketEscalationRequested, "An agent asked for escalation; routing answers with ticket.escalated."),
+    (TicketResolved, "Resolved, with outcome, solution and first_contact."),
+    (TicketReopened, "Reopened after resolution."),
+    (TicketClosed, "Closed (archived)."),
+    (TicketReprioritized, "An agent changed the priority; routing re-routes, SLA recomputes."),
+)
+
+
+FOREIGN_EVENTS = ["ticket.routed", "ticket.escalated", "sla.#", "notification.#", "survey.#"]
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    limit = rt.settings.delivery_limit
+    on_intake, on_command, on_event = handlers.build(rt)
+    subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
+              on_intake, service=SERVICE)
+    subscribe(rt.broker, quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit), COMMANDS,
+              on_command, service=SERVICE)
+    # The timeline takes what the other services say; intake's own events enter it in the transaction
+    # that causes them, so binding "#" would only double the broker's work.
+    timeline = quorum_queue("intake.timeline", routing_key="ticket.routed", delivery_limit=limit)
+    subscribe(rt.broker, timeline, EVENTS, on_event, service=SERVICE)
+    rt.bindings.append((timeline, EVENTS, FOREIGN_EVENTS))
+    rt.document_publications(PUBLISHED)
+    rt.metrics_hooks.append(lambda r: tickets.refresh_open_gauge(r.pool))
+    rt.periodic.append((3600.0, lambda r: tickets.housekeeping(r.pool, tz=r.settings.tz)))
+    return rt
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    rt = build_runtime(settings)
+    app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
+    app.include_router(api.router)
+    return app

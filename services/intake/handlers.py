@@ -1,0 +1,61 @@
+"""Intake's message handlers: decode the wire model, call the use case. Errors decide the ack
+(``shared.consumer``): a bad message is dead-lettered with its reason, a failure is retried."""
+
+from __future__ import annotations
+
+import orjson
+from faststream.rabbit.message import RabbitMessage
+
+from services.intake import tickets
+from shared.envelope import CloudEvent
+from shared.errors import DomainError
+from shared.messages import COMMANDS, IntakeTicket
+from shared.keyed_lock import KeyedLock
+from shared.runtime import Runtime
+
+
+def _json(msg: RabbitMessage) -> dict:
+    try:
+        body = orjson.loads(msg.body)
+    except orjson.JSONDecodeError as exc:
+        raise DomainError("body", f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise DomainError("body", "must be a JSON object")
+    return body
+
+
+def build(rt: Runtime):
+    in_order = KeyedLock()
+
+    async def on_intake(msg: RabbitMessage) -> None:
+        """A customer problem from a channel gateway (``intake.<channel>``): registered as a ticket
+        (idempotent on ``channel`` + ``external_id``) and announced as ``ticket.created``."""
+        body = _json(msg)
+        key_channel = (msg.raw_message.routing_key or "").removeprefix("intake.")
+        body.setdefault("channel", key_channel)
+        if body["channel"] != key_channel:
+            raise DomainError("channel", f"{body['channel']!r} does not match routing key intake.{key_channel}")
+        ticket = IntakeTicket.model_validate(body)
+        caller = (msg.headers or {}).get("x-caller") or f"amqp:{ticket.channel}"
+        await tickets.create_ticket(rt.pool, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
+                                    message_id=msg.raw_message.message_id)
+
+    async def on_command(msg: RabbitMessage) -> None:
+        """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
+        lifecycle; an impossible transition is dead-lettered with the reason."""
+        action = (msg.raw_message.routing_key or "").removeprefix("ticket.")
+        model = COMMANDS.get(action)
+        if model is None:
+            raise DomainError("routing_key", f"unknown command ticket.{action}")
+        cmd = model.model_validate(_json(msg))
+        caller = (msg.headers or {}).get("x-caller") or "amqp"
+        async with in_order.hold(cmd.ticket_no):  # taken before any await: arrival order per ticket
+            await tickets.apply_command(rt.pool, action=action, cmd=cmd, caller=str(caller),
+                                        message_id=msg.raw_message.message_id)
+
+    async def on_event(msg: RabbitMessage) -> None:
+        """Every event on ``helpdesk.events`` joins its ticket's timeline (the read model behind
+        ``GET /v1/tickets/{no}``); ``ticket.routed`` and ``ticket.escalated`` update the ticket."""
+        await tickets.record_event(rt.pool, event=CloudEvent.from_bytes(msg.body))
+
+    return on_intake, on_command, on_event

@@ -1,0 +1,209 @@
+"""Intake's use cases: each is one transaction holding the state change, its event and its inbox row."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+
+from services.intake import domain, metrics, store
+from shared import inbox, outbox
+from shared.envelope import CloudEvent
+from shared.errors import DomainError, NotFound
+from shared.events import EventData, TicketCreated
+from shared.messages import Command, IntakeTicket
+
+SERVICE = "intake"
+log = logging.getLogger(__name__)
+
+
+async def _emit(conn: asyncpg.Connection, ticket_no: str, event: EventData) -> CloudEvent:
+    envelope = await outbox.add(conn, service=SERVICE, ticket_no=ticket_no, event=event)
+    await store.record_event(conn, event=envelope)
+    return envelope
+
+
+async def create_ticket(
+    pool: asyncpg.Pool, *, tz: ZoneInfo, msg: IntakeTicket, caller: str | None, transport: str,
+    message_id: str | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """Register a ticket; ``(ticket, False)`` when ``channel`` + ``external_id`` already made one.
+
+    Without an ``external_id`` the delivery's ``message_id`` (AMQP message id, HTTP Idempotency-Key)
+    is the idempotency key, so a redelivered message never makes a second ticket.
+    """
+    now = datetime.now(UTC)
+    received_at = domain.check_intake(msg, now=now)
+    if msg.external_id or message_id:
+        async with pool.acquire() as conn:
+            existing = await store.find_duplicate(
+                conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)
+        if existing:
+            metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc()
+            return existing, False
+    day = domain.numbering_day(now, tz)
+    try:
+        ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
+                                          caller=caller, message_id=message_id)
+    except asyncpg.UndefinedTableError:  # the day's first ticket: its serial sequence is not there yet
+        await store.ensure_serial_sequence(pool, day=day)
+        ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
+                                          caller=caller, message_id=message_id)
+    metrics.RECEIVED.labels(msg.channel, transport, "created" if created else "duplicate").inc()
+    return ticket, created
+
+
+async def _register(
+    pool: asyncpg.Pool, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
+    caller: str | None, message_id: str | None,
+) -> tuple[asyncpg.Record, bool]:
+    """One transaction: number, store and announce the ticket (or find the duplicate that won)."""
+    async with pool.acquire() as conn, conn.transaction():
+        ticket_no = domain.ticket_number(day, await store.next_serial(conn, day=day))
+        ticket = await store.insert_ticket(conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
+                                           caller=caller, message_id=message_id)
+        if ticket is None:
+            # A concurrent duplicate won the unique key; its row is committed and visible now.
+            existing = await store.find_duplicate(
+                conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)
+            return existing, False
+        event = TicketCreated(
+            channel=msg.channel, external_id=msg.external_id, customer=domain.masked_customer(msg.customer),
+            subject=msg.subject, description=msg.description, kind=msg.kind, urgency=msg.urgency,
+            impact=msg.impact, order_no=msg.order_no, product=msg.product,
+            complaint=msg.complaint.model_dump(mode="json") if msg.complaint else None,
+            received_at=received_at, created_at=now, caller=caller,
+        )
+        await _emit(conn, ticket_no, event)
+    return ticket, True
+
+
+
+async def apply_command(
+    pool: asyncpg.Pool, *, action: str, cmd: Command, caller: str | None, message_id: str | None = None
+) -> asyncpg.Record:
+    """Apply an agent's command; a repeated ``command_id`` (else AMQP message id) returns the ticket unchanged."""
+    async with pool.acquire() as conn, conn.transaction():
+        ticket = await store.get(conn, ticket_no=cmd.ticket_no, for_update=True)
+        if ticket is None:
+            raise NotFound("ticket_no", f"no ticket {cmd.ticket_no}")
+        key = cmd.command_id or message_id
+        if key and not await inbox.claim(
+            conn, schema=SERVICE, consumer="commands", message_id=f"{cmd.ticket_no}:{key}"
+        ):
+            metrics.COMMANDS.labels(action, "duplicate").inc()
+            return ticket
+        status = domain.next_status(ticket["status"], action)
+        now = datetime.now(UTC)
+        changes, event = domain.decide(action, ticket, cmd, now)
+        await store.update(conn, ticket_no=cmd.ticket_no, status=status, **changes)
+        await _emit(conn, cmd.ticket_no, event)
+        updated = await store.get(conn, ticket_no=cmd.ticket_no)
+    metrics.COMMANDS.labels(action, "applied").inc()
+    if action == "resolve":
+        metrics.RESOLVED.labels(updated["priority"] or "none", str(bool(updated["first_contact"])).lower()).inc()
+    log.info("command applied", extra={"ticket_no": cmd.ticket_no, "action": action, "actor": cmd.actor,
+                                       "caller": caller, "status": status})
+    return updated
+
+
+async def record_event(pool: asyncpg.Pool, *, event: CloudEvent) -> None:
+    """Feed the read model: every event about a ticket joins its timeline; routing's decide assignment."""
+    if event.source == f"/helpdesk/{SERVICE}" or not event.ticket_no:
+        return  # our own events entered the timeline in the transaction that caused them
+    async with pool.acquire() as conn:
+        if event.type not in ASSIGNING:  # most events only join the timeline: one statement, no lock
+            if not await store.record_event(conn, event=event):
+                await _known(conn, event)
+            return
+        async with conn.transaction():
+            ticket = await store.get(conn, ticket_no=event.ticket_no, for_update=True)
+            if ticket is None:
+                raise DomainError("data.ticket_no", f"unknown ticket {event.ticket_no}")
+            if not await store.record_event(conn, event=event):
+                return  # redelivery
+            changes = _effects(ticket, event)
+            if changes:
+                await store.update(conn, ticket_no=event.ticket_no, **changes)
+
+
+ASSIGNING = frozenset({"ticket.routed", "ticket.escalated"})
+
+
+async def _known(conn: asyncpg.Connection, event: CloudEvent) -> None:
+    """Not inserted: a redelivery (fine) or an event about a ticket intake never registered."""
+    if await store.get(conn, ticket_no=event.ticket_no or "") is None:
+        raise DomainError("data.ticket_no", f"unknown ticket {event.ticket_no}")
+
+
+def _effects(ticket: asyncpg.Record, event: CloudEvent) -> dict[str, Any]:
+    data = event.data
+    if event.type == "ticket.routed" and int(data.get("seq", 0)) > ticket["routed_seq"]:
+        assignee = data.get("assignee")
+        changes = {k: data.get(k) for k in ("category", "priority", "department", "assignee", "rule")}
+        changes["routed_seq"] = int(data["seq"])
+        if assignee and ticket["first_assignee"] is None:
+            changes["first_assignee"] = assignee
+        if assignee and ticket["status"] == "new":
+            changes["status"] = "assigned"
+        return changes
+    if event.type == "ticket.escalated":
+        return {"escalated": True}
+    return {}
+
+
+async def view(pool: asyncpg.Pool, *, ticket_no: str) -> dict[str, Any]:
+    """The ticket as ``GET /v1/tickets/{no}`` shows it: status, assignment, SLA state, timeline."""
+    async with pool.acquire() as conn:
+        t = await store.get(conn, ticket_no=ticket_no)
+        if t is None:
+            raise NotFound("ticket_no", f"no ticket {ticket_no}")
+        events = [
+            {"id": r["event_id"], "type": r["type"], "source": r["source"], "seq": r["seq"],
+             "time": r["time"], "data": orjson.loads(r["data"])}
+            for r in await store.timeline(conn, ticket_no=ticket_no)
+        ]
+    customer = domain.masked_customer_from_row(t)
+    return {
+        "ticket_no": t["ticket_no"], "status": t["status"], "channel": t["channel"],
+        "external_id": t["external_id"], "customer": customer, "subject": t["subject"],
+        "description": t["description"], "kind": t["kind"], "urgency": t["urgency"], "impact": t["impact"],
+        "order_no": t["order_no"], "product": t["product"],
+        "complaint": orjson.loads(t["complaint"]) if t["complaint"] else None,
+        "received_at": t["received_at"], "created_at": t["created_at"], "updated_at": t["updated_at"],
+        "assignment": {k: t[k] for k in ("category", "priority", "department", "assignee", "rule")},
+        "handling": {"responses": t["responses"], "first_response_at": t["first_response_at"],
+                     "escalated": t["escalated"], "reopened": t["reopened"], "outcome": t["outcome"],
+                     "first_contact": t["first_contact"], "resolved_at": t["resolved_at"],
+                     "closed_at": t["closed_at"]},
+        "sla": domain.sla_state(events),
+        "timeline": events,
+    }
+
+
+async def contact(pool: asyncpg.Pool, *, ticket_no: str) -> dict[str, Any]:
+    """The customer's unmasked contact details (for the notification service only)."""
+    async with pool.acquire() as conn:
+        t = await store.get(conn, ticket_no=ticket_no)
+    if t is None:
+        raise NotFound("ticket_no", f"no ticket {ticket_no}")
+    return {"ticket_no": ticket_no, "name": t["customer_name"], "phone": t["customer_phone"],
+            "email": t["customer_email"], "language": t["customer_language"], "tier": t["customer_tier"],
+            "channel": t["channel"]}
+
+
+async def refresh_open_gauge(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        rows = await store.open_counts(conn)
+    metrics.set_open(rows)
+
+
+async def housekeeping(pool: asyncpg.Pool, *, tz: ZoneInfo) -> None:
+    """Drop per-day serial sequences older than yesterday (numbering never goes back to them)."""
+    today = domain.numbering_day(datetime.now(UTC), tz)
+    async with pool.acquire() as conn:
+        await store.drop_old_serials(conn, before=today - timedelta(days=1))

@@ -1,0 +1,1 @@
+"""Notification: customers and staff told, reliably, in their language."""

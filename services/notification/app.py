@@ -1,0 +1,83 @@
+"""Notification wiring: the events queue, the delivery worker, HTTP routes. Nothing connects until
+the lifespan runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.notification import api, channels, contacts, handlers, metrics, store
+from services.notification.config import NotificationSettings, load_rules
+from services.notification.templates import Templates
+from services.notification.worker import Worker
+from shared.consumer import subscribe
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.topology import EVENTS, quorum_queue
+
+SERVICE = "notification"
+DESCRIPTION = (
+    "Notification: tells customers and staff, in their language, what the rules file says they should "
+    "hear about ticket, SLA and survey events (SMS gateway, SMTP, signed webhooks, WeCom/DingTalk robots, "
+    "log); durable deliveries with retries, quiet hours and rate limits; publishes notification.sent / "
+    "notification.failed."
+)
+# Events whose facts later rules need (priority for urgency), even when no rule names them.
+FACT_EVENTS = {"ticket.created", "ticket.routed", "ticket.reprioritized"}
+
+
+def _api_key(settings: Settings, opts: NotificationSettings) -> str:
+    return opts.api_key or next(iter(settings.api_key_map), "")
+
+
+def build_runtime(
+    settings: Settings | None = None, *, options: NotificationSettings | None = None,
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[Runtime, Worker]:
+    rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    opts = options or NotificationSettings()
+    cfg = load_rules(opts.rules_file)
+    templates = Templates(opts.templates_dir, default_language=cfg.defaults.language, tz=rt.settings.tz)
+    worker = Worker(cfg=cfg, templates=templates, opts=opts, tz=rt.settings.tz)
+
+    keys = sorted(set(cfg.events()) | FACT_EVENTS)
+    queue = quorum_queue("notification.events", routing_key=keys[0], delivery_limit=rt.settings.delivery_limit)
+    subscribe(rt.broker, queue, EVENTS, handlers.build(rt, cfg, worker), service=SERVICE)
+    rt.bindings.append((queue, EVENTS, keys[1:]))
+
+    clients: list[httpx.AsyncClient | contacts.IntakeContacts] = []
+
+    async def start(r: Runtime) -> None:
+        size = opts.worker_concurrency
+        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+        intake = contacts.IntakeContacts(opts.intake_url, _api_key(r.settings, opts), transport=intake_transport)
+        clients[:] = [client, intake]
+        worker.start(pool=r.pool, broker=r.broker, channels=channels.build(cfg, client), intake=intake)
+
+    async def stop(r: Runtime) -> None:
+        await worker.stop()
+        for c in clients:
+            await (c.aclose() if isinstance(c, httpx.AsyncClient) else c.close())
+
+    async def refresh(r: Runtime) -> None:
+        async with r.pool.acquire() as conn:
+            metrics.set_deliveries(await store.status_counts(conn), cfg.channels)
+
+    rt.on_start.append(start)
+    rt.on_stop.append(stop)
+    rt.metrics_hooks.append(refresh)
+    metrics.init(cfg.channels)
+    return rt, worker
+
+
+def create_app(
+    settings: Settings | None = None, *, options: NotificationSettings | None = None,
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    rt, worker = build_runtime(settings, options=options, intake_transport=intake_transport)
+    app = rt.fastapi(title="helpdesk notification", description=DESCRIPTION)
+    app.state.worker = worker
+    app.include_router(api.router)
+    return app

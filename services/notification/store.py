@@ -1,0 +1,200 @@
+"""Notification's SQL — the only module that talks to the ``notification`` schema."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.notification.domain import FACT_FIELDS, Planned
+
+S = "notification"
+_COLUMNS = ("id", "event_id", "event_type", "ticket_no", "recipient", "rate_key", "channel", "template",
+            "language", "urgent", "quiet", "context", "attempts", "last_attempt_at")
+_ROW = ", ".join(_COLUMNS)
+
+
+def _row(r: asyncpg.Record) -> dict[str, Any]:
+    d = dict(r)
+    if isinstance(d.get("context"), str):
+        d["context"] = orjson.loads(d["context"])
+    return d
+
+
+# ---- ticket facts ----
+
+async def update_facts(conn: asyncpg.Connection, *, ticket_no: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``changes`` (None values leave a fact unchanged… except assignee, which routing may clear)
+    into the ticket's facts and return them all."""
+    cols = [c for c in changes if c in FACT_FIELDS]
+    if cols:
+        names = ", ".join(cols)
+        params = ", ".join(f"${i + 2}" for i in range(len(cols)))
+        sets = ", ".join(
+            f"{c} = EXCLUDED.{c}" if c == "assignee" else f"{c} = COALESCE(EXCLUDED.{c}, t.{c})" for c in cols
+        )
+        await conn.execute(
+            f"INSERT INTO {S}.tickets AS t (ticket_no, {names}) VALUES ($1, {params})"
+            f" ON CONFLICT (ticket_no) DO UPDATE SET {sets}, updated_at = now()",
+            ticket_no, *(changes[c] for c in cols),
+        )
+    row = await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1", ticket_no)
+    return dict(row) if row else {}
+
+
+# ---- deliveries: planning ----
+
+async def add_delivery(
+    conn: asyncpg.Connection, *, event_id: str, event_type: str, ticket_no: str | None, planned: Planned,
+    context: Mapping[str, Any], due: datetime,
+) -> int | None:
+    """Insert one delivery; None when (event, recipient, channel) already has one (redelivery)."""
+    return await conn.fetchval(
+        f"""INSERT INTO {S}.deliveries (event_id, event_type, ticket_no, recipient, rate_key, channel, template,
+                language, urgent, quiet, context, next_attempt_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
+            ON CONFLICT (event_id, recipient, channel) DO NOTHING RETURNING id""",
+        event_id, event_type, ticket_no, planned.recipient, planned.rate_key, planned.channel, planned.template,
+        planned.language, planned.urgent, planned.quiet, orjson.dumps(context).decode(), due,
+    )
+
+
+# ---- deliveries: the worker's claim ----
+
+async def lock_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Due pending rows, locked for this transaction; rows other workers hold are skipped."""
+    rows = await conn.fetch(
+        f"SELECT {_ROW} FROM {S}.deliveries WHERE status = 'pending' AND next_attempt_at <= $1"
+        " ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def lock_rate_key(conn: asyncpg.Connection, *, rate_key: str) -> None:
+    """Serialise rate-limit decisions for one recipient across workers (until commit)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{S}.rate:{rate_key}")
+
+
+async def sends_in_window(
+    conn: asyncpg.Connection, *, rate_key: str, since: datetime, exclude_id: int
+) -> tuple[int, datetime | None]:
+    """How many other deliveries to ``rate_key`` were attempted since ``since``, and the oldest."""
+    row = await conn.fetchrow(
+        f"SELECT count(*) AS n, min(last_attempt_at) AS oldest FROM {S}.deliveries"
+        " WHERE rate_key = $1 AND last_attempt_at > $2 AND id <> $3",
+        rate_key, since, exclude_id,
+    )
+    return row["n"], row["oldest"]
+
+
+async def hold(conn: asyncpg.Connection, *, delivery_id: int, until: datetime, reason: str) -> None:
+    await conn.execute(
+        f"UPDATE {S}.deliveries SET next_attempt_at = $2, held = $3 WHERE id = $1", delivery_id, until, reason
+    )
+
+
+async def start_attempt(conn: asyncpg.Connection, *, delivery_id: int, now: datetime, lease_until: datetime) -> int:
+    """Count the attempt and lease the row: if this worker dies, the row is due again at the lease end."""
+    return await conn.fetchval(
+        f"UPDATE {S}.deliveries SET attempts = attempts + 1, last_attempt_at = $2, next_attempt_at = $3,"
+        " held = NULL WHERE id = $1 RETURNING attempts",
+        delivery_id, now, lease_until,
+    )
+
+
+# ---- deliveries: outcomes ----
+
+async def _log(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, at: datetime, outcome: str,
+               error: str | None, duration_ms: int | None) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.attempts (delivery_id, attempt, at, outcome, error, duration_ms)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        delivery_id, attempt, at, outcome, error, duration_ms,
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, now: datetime,
+                    recipient_masked: str, duration_ms: int) -> None:
+    await conn.execute(
+        f"UPDATE {S}.deliveries SET status = 'sent', sent_at = $2, recipient_masked = $3, last_error = NULL"
+        " WHERE id = $1",
+        delivery_id, now, recipient_masked,
+    )
+    await _log(conn, delivery_id=delivery_id, attempt=attempt, at=now, outcome="sent", error=None,
+               duration_ms=duration_ms)
+
+
+async def mark_retry(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, now: datetime,
+                     next_at: datetime, error: str, recipient_masked: str | None, duration_ms: int) -> None:
+    await conn.execute(
+        f"UPDATE {S}.deliveries SET next_attempt_at = $2, last_error = $3, held = 'retry',"
+        " recipient_masked = COALESCE($4, recipient_masked) WHERE id = $1",
+        delivery_id, next_at, error, recipient_masked,
+    )
+    await _log(conn, delivery_id=delivery_id, attempt=attempt, at=now, outcome="retry", error=error,
+               duration_ms=duration_ms)
+
+
+async def mark_failed(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, now: datetime, error: str,
+                      recipient_masked: str | None, duration_ms: int) -> None:
+    await conn.execute(
+        f"UPDATE {S}.deliveries SET status = 'failed', failed_at = $2, last_error = $3, held = NULL,"
+        " recipient_masked = COALESCE($4, recipient_masked) WHERE id = $1",
+        delivery_id, now, error, recipient_masked,
+    )
+    await _log(conn, delivery_id=delivery_id, attempt=attempt, at=now, outcome="failed", error=error,
+               duration_ms=duration_ms)
+
+
+# ---- dead letters ----
+
+async def lock_undead(conn: asyncpg.Connection, *, limit: int) -> list[asyncpg.Record]:
+    """Failed deliveries not yet dead-lettered, locked (a crash between the two is repaired here)."""
+    return await conn.fetch(
+        f"SELECT id, event_id, event_type, ticket_no, recipient_masked, channel, template, attempts, last_error,"
+        f" failed_at FROM {S}.deliveries WHERE status = 'failed' AND dead_lettered_at IS NULL"
+        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+
+
+async def mark_dead_lettered(conn: asyncpg.Connection, *, ids: list[int], now: datetime) -> None:
+    await conn.execute(f"UPDATE {S}.deliveries SET dead_lettered_at = $2 WHERE id = ANY($1)", ids, now)
+
+
+# ---- reads ----
+
+async def next_due(conn: asyncpg.Connection) -> datetime | None:
+    return await conn.fetchval(f"SELECT min(next_attempt_at) FROM {S}.deliveries WHERE status = 'pending'")
+
+
+async def status_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT channel, status, count(*) AS n FROM {S}.deliveries GROUP BY channel, status"
+    )
+
+
+async def list_deliveries(conn: asyncpg.Connection, *, ticket_no: str | None, status: str | None,
+                          limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT d.id, d.event_id, d.event_type, d.ticket_no, d.recipient, d.recipient_masked, d.channel,
+                   d.template, d.status, d.attempts, d.held, d.next_attempt_at, d.last_error, d.created_at,
+                   d.sent_at, d.failed_at, d.dead_lettered_at,
+                   COALESCE((SELECT json_agg(json_build_object('attempt', a.attempt, 'at', a.at,
+                        'outcome', a.outcome, 'error', a.error, 'duration_ms', a.duration_ms) ORDER BY a.attempt)
+                     FROM {S}.attempts a WHERE a.delivery_id = d.id), '[]') AS log
+            FROM {S}.deliveries d
+            WHERE ($1::text IS NULL OR d.ticket_no = $1) AND ($2::text IS NULL OR d.status = $2)
+            ORDER BY d.id DESC LIMIT $3""",
+        ticket_no, status, limit,
+    )
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["log"] = orjson.loads(d["log"]) if isinstance(d["log"], str) else d["log"]
+        out.append(d)
+    return out

@@ -1,0 +1,243 @@
+"""The delivery worker: claims due deliveries, sends them, records the outcome.
+
+A pass claims due rows with ``FOR UPDATE SKIP LOCKED`` (so any number of workers share the work)
+and, in that short transaction, holds back what must wait (quiet hours, the recipient's rate
+limit) and leases the rest (the attempt is counted; the lease is ``next_attempt_at``, so a crashed
+worker's rows come due again). Sending happens outside any transaction and never while a broker
+message is held. The outcome commits with its ``notification.sent`` / ``notification.failed``
+event (outbox); a final failure is then published to ``helpdesk.dlx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+from faststream.rabbit import RabbitBroker
+
+from services.notification import contacts, domain, metrics, store
+from services.notification.channels import Channel, Outgoing
+from services.notification.config import NotificationSettings, RulesConfig
+from services.notification.domain import DeliveryError
+from services.notification.templates import Templates
+from shared import outbox
+from shared.events import NotificationFailed, NotificationSent
+from shared.masking import mask_text
+from shared.topology import DLX, EVENTS, REASON_HEADER
+
+log = logging.getLogger(__name__)
+SERVICE = "notification"
+QUEUE = "notification.deliveries"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Worker:
+    def __init__(self, *, cfg: RulesConfig, templates: Templates, opts: NotificationSettings, tz: ZoneInfo,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.cfg, self.templates, self.opts, self.tz, self.clock = cfg, templates, opts, tz, clock
+        self.pool: asyncpg.Pool
+        self.broker: RabbitBroker
+        self.channels: dict[str, Channel] = {}
+        self.intake: contacts.IntakeContacts
+        self._sem = asyncio.Semaphore(opts.worker_concurrency)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle ----
+
+    def start(self, *, pool: asyncpg.Pool, broker: RabbitBroker, channels: dict[str, Channel],
+              intake: contacts.IntakeContacts) -> None:
+        self.pool, self.broker, self.channels, self.intake = pool, broker, channels, intake
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="notification-worker")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Let the current pass finish its sends (bounded), then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                while await self.pass_once() >= self.opts.worker_batch and not self._stopping:
+                    pass
+                await self.dead_letter_failed()
+                delay = await self._idle_delay()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database or broker down: rows stay, try again
+                log.warning("delivery pass failed", extra={"error": repr(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _idle_delay(self) -> float:
+        async with self.pool.acquire() as conn:
+            due = await store.next_due(conn)
+        if due is None:
+            return self.opts.worker_poll_s
+        return min(self.opts.worker_poll_s, max(0.01, (due - self.clock()).total_seconds()))
+
+    # ---- one pass ----
+
+    async def pass_once(self) -> int:
+        """Claim a batch of due rows and send what may go now; returns how many rows it claimed."""
+        ready, claimed = await self._claim(self.clock())
+        # One ticket's messages to one recipient go one after another, in planning order (progress
+        # before resolution); everything else goes concurrently (bounded by the semaphore).
+        chains: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        for row in sorted(ready, key=lambda r: r["id"]):
+            chains.setdefault((row["rate_key"], row["ticket_no"]), []).append(row)
+
+        async def in_order(chain: list[dict[str, Any]]) -> None:
+            for row in chain:
+                await self._deliver(row)
+
+        results = await asyncio.gather(*(in_order(c) for c in chains.values()), return_exceptions=True)
+        for exc in (r for r in results if isinstance(r, BaseException)):
+            # The outcome could not be recorded: the row's lease runs out and it is sent again.
+            log.warning("delivery outcome not recorded", extra={"error": repr(exc)})
+        return claimed
+
+    async def _claim(self, now: datetime) -> tuple[list[dict[str, Any]], int]:
+        lease_until = now + timedelta(seconds=self.opts.lease_s)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await store.lock_due(conn, now=now, limit=self.opts.worker_batch)
+            ready = []
+            # Sorted by rate key: the advisory locks are then always taken in one order (no deadlock).
+            for row in sorted(rows, key=lambda r: r["rate_key"]):
+                reason, until = await self._hold(conn, row, now)
+                if until is not None:
+                    await store.hold(conn, delivery_id=row["id"], until=until, reason=reason)
+                    metrics.HELD.labels(reason).inc()
+                    continue
+                row["attempt"] = await store.start_attempt(conn, delivery_id=row["id"], now=now,
+                                                           lease_until=lease_until)
+                ready.append(row)
+        return ready, len(rows)
+
+    async def _hold(self, conn: asyncpg.Connection, row: dict[str, Any], now: datetime) -> tuple[str, datetime | None]:
+        if row["quiet"] and not row["urgent"]:
+            until = domain.quiet_until(now, self.cfg.quiet_hours, self.tz)
+            if until is not None:
+                return "quiet_hours", until
+        limit = domain.rate_limit_for(self.cfg, row["recipient"])
+        if limit <= 0:
+            return "", None
+        await store.lock_rate_key(conn, rate_key=row["rate_key"])
+        since = now - timedelta(seconds=self.cfg.rate_limit.window_s)
+        count, oldest = await store.sends_in_window(conn, rate_key=row["rate_key"], since=since,
+                                                    exclude_id=row["id"])
+        return "rate_limit", domain.rate_hold_until(sent_in_window=count, oldest=oldest, limit=limit,
+                                                    rate=self.cfg.rate_limit)
+
+    async def _deliver(self, row: dict[str, Any]) -> None:
+        channel = self.channels[row["channel"]]
+        masked: str | None = None
+        error: DeliveryError | None = None
+        async with self._sem:
+            started = time.perf_counter()
+            try:
+                recipient = await contacts.resolve(row["recipient"], ticket_no=row["ticket_no"], cfg=self.cfg,
+                                                   intake=self.intake)
+                masked = recipient.masked(channel.address)
+                message = self.templates.render(
+                    row["template"], channel=row["channel"], language=recipient.language or row["language"],
+                    context={**row["context"], "name": recipient.name})
+                await channel.send(Outgoing(row["id"], row["event_id"], row["event_type"], row["ticket_no"],
+                                            row["template"], recipient, message))
+            except DeliveryError as exc:
+                error = exc
+            except Exception as exc:  # a bug or an odd peer: retry, the limit still applies
+                error = DeliveryError(f"{type(exc).__name__}: {exc}"[:300])
+            elapsed = time.perf_counter() - started
+        metrics.SEND_SECONDS.labels(row["channel"]).observe(elapsed)
+        await self._record(row, error, masked or row["recipient"].removeprefix("staff:"), int(elapsed * 1000))
+
+    async def _record(self, row: dict[str, Any], error: DeliveryError | None, masked: str, ms: int) -> None:
+        now, attempt, ch = self.clock(), row["attempt"], row["channel"]
+        final = error is not None and (error.permanent or attempt >= self.cfg.retry.max_attempts)
+        reason = mask_text(error.reason) if error else None
+        async with self.pool.acquire() as conn, conn.transaction():
+            common = {"channel": ch, "template": row["template"], "recipient": masked, "attempt": attempt}
+            if error is None:
+                await store.mark_sent(conn, delivery_id=row["id"], attempt=attempt, now=now, recipient_masked=masked,
+                                      duration_ms=ms)
+                await outbox.add(conn, service=SERVICE, ticket_no=row["ticket_no"], event=NotificationSent(**common))
+            elif final:
+                await store.mark_failed(conn, delivery_id=row["id"], attempt=attempt, now=now, error=reason or "",
+                                        recipient_masked=masked, duration_ms=ms)
+                await outbox.add(conn, service=SERVICE, ticket_no=row["ticket_no"],
+                                 event=NotificationFailed(**common, error=reason))
+            else:
+                next_at = now + timedelta(seconds=domain.backoff_s(attempt, self.cfg.retry))
+                await store.mark_retry(conn, delivery_id=row["id"], attempt=attempt, now=now, next_at=next_at,
+                                       error=reason or "", recipient_masked=masked, duration_ms=ms)
+        result = "sent" if error is None else ("failed" if final else "retry")
+        metrics.ATTEMPTS.labels(ch, result).inc()
+        if result != "retry":
+            metrics.NOTIFICATIONS.labels(ch, result).inc()
+        if error is not None:
+            log.warning("delivery attempt failed", extra={"delivery_id": row["id"], "ticket_no": row["ticket_no"],
+                                                          "channel": ch, "attempt": attempt, "final": final,
+                                                          "reason": reason})
+        if final:
+            await self.dead_letter_failed()
+
+    # ---- dead letters ----
+
+    async def dead_letter_failed(self, batch: int = 100) -> int:
+        """Publish every failed delivery not yet dead-lettered to ``helpdesk.dlx`` (reason in headers)."""
+        total = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.lock_undead(conn, limit=batch)
+                for r in rows:
+                    await self._publish_dead_letter(r)
+                if rows:
+                    await store.mark_dead_lettered(conn, ids=[r["id"] for r in rows], now=self.clock())
+            total += len(rows)
+            if len(rows) < batch:
+                return total
+
+    async def _publish_dead_letter(self, r: asyncpg.Record) -> None:
+        reason = f"notification failed after {r['attempts']} attempt(s): {r['last_error']}"
+        body = orjson.dumps({
+            "delivery_id": r["id"], "event_id": r["event_id"], "event_type": r["event_type"],
+            "ticket_no": r["ticket_no"], "channel": r["channel"], "template": r["template"],
+            "recipient": r["recipient_masked"], "attempts": r["attempts"], "error": r["last_error"],
+            "failed_at": r["failed_at"].isoformat() if r["failed_at"] else None,
+        })
+        await self.broker.publish(
+            body, exchange=DLX, routing_key=r["event_type"], persist=True, mandatory=False,
+            message_id=f"notification-delivery-{r['id']}", content_type="application/json",
+            headers={REASON_HEADER: mask_text(reason)[:2000], "x-helpdesk-queue": QUEUE,
+                     "x-original-exchange": EVENTS.name, "x-original-routing-key": r["event_type"]},
+        )

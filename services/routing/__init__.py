@@ -1,0 +1,1 @@
+"""Routing: classify, prioritise, assign and escalate tickets."""

@@ -1,0 +1,80 @@
+"""Routing's HTTP API: roster, agents' availability, queues, a ticket's routing (API key required)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.routing import roster
+from services.routing.config import AgentSpec, RuleSet
+from shared.auth import Caller
+from shared.errors import DomainError
+from shared.runtime import Runtime
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _rules(request: Request) -> RuleSet:
+    return request.app.state.rules
+
+
+router = APIRouter(prefix="/v1", tags=["routing"])
+
+
+class RosterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agents: list[AgentSpec] = Field(max_length=2000)
+
+
+class AgentPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    available: bool | None = None
+    capacity: int | None = Field(None, ge=0, le=1000)
+
+
+@router.get("/roster", summary="Departments (with queue lengths) and agents (capacity, availability, load)")
+async def get_roster(request: Request, who: Caller) -> dict[str, Any]:
+    return await roster.view(_runtime(request).pool)
+
+
+@router.put("/roster", summary="Replace the roster; agents left out are removed (or made unavailable "
+            "while they still hold tickets)")
+async def put_roster(request: Request, body: RosterBody, who: Caller) -> dict[str, Any]:
+    return await roster.replace_roster(_runtime(request).pool, _rules(request), body.agents, caller=who)
+
+
+@router.get("/agents/{agent_id}", summary="An agent and the tickets they hold")
+async def get_agent(request: Request, agent_id: str, who: Caller) -> dict[str, Any]:
+    return await roster.agent(_runtime(request).pool, agent_id=agent_id)
+
+
+@router.patch("/agents/{agent_id}", summary="Change an agent's availability or capacity; freed room "
+              "takes the oldest queued tickets at once")
+async def patch_agent(request: Request, agent_id: str, body: AgentPatch, who: Caller) -> dict[str, Any]:
+    if body.available is None and body.capacity is None:
+        raise DomainError("body", "give available and/or capacity")
+    return await roster.change_agent(_runtime(request).pool, agent_id=agent_id, available=body.available,
+                                     capacity=body.capacity)
+
+
+@router.get("/queue", summary="Tickets waiting for capacity, per department, oldest first")
+async def get_queue(request: Request, who: Caller, department: str | None = None) -> dict[str, Any]:
+    return await roster.queue(_runtime(request).pool, department=department)
+
+
+@router.get("/assignments/{ticket_no}", summary="A ticket's routing: state, owner, history, escalations")
+async def get_assignment(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
+    return await roster.ticket(_runtime(request).pool, ticket_no=ticket_no)
+
+
+@router.get("/rules", summary="The running rule set: version, file hash, departments, escalation chain")
+async def get_rules(request: Request, who: Caller) -> dict[str, Any]:
+    rules = _rules(request)
+    return {"version": rules.version, "sha256": rules.sha256, "source": str(request.app.state.rules_source),
+            "rules": [r.name for r in rules.rules],
+            "departments": {k: v.model_dump() for k, v in rules.departments.items()},
+            "escalation": rules.escalation.model_dump()}

@@ -1,0 +1,60 @@
+"""Routing's message handlers: decode the event, call the use case. Errors decide the ack
+(``shared.consumer``): an event routing cannot understand is dead-lettered with its reason; a
+database failure, or an event about a ticket not seen yet, is retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream.rabbit.message import RabbitMessage
+
+from services.routing import assign, escalate
+from services.routing.config import RuleSet
+from shared.envelope import CloudEvent
+from shared.errors import DomainError
+from shared.runtime import Runtime
+
+TICKET_KEYS = ["ticket.created", "ticket.reprioritized", "ticket.reopened", "ticket.resolved", "ticket.closed",
+               "ticket.escalation_requested"]
+SIGNAL_KEYS = list(escalate.SIGNALS)
+
+
+def _event(msg: RabbitMessage, allowed: list[str]) -> CloudEvent:
+    event = CloudEvent.from_bytes(msg.body)
+    if event.type not in allowed:
+        raise DomainError("type", f"routing does not handle {event.type!r} here; expected one of {', '.join(allowed)}")
+    if not event.ticket_no:
+        raise DomainError("data.ticket_no", "Field required")
+    return event
+
+
+def build(rt: Runtime, rules: RuleSet, ready: asyncio.Event):
+    """``ready`` is set once the configuration is in the database (consumers start a moment before)."""
+
+    async def on_ticket(msg: RabbitMessage) -> None:
+        """Ticket lifecycle events: ``ticket.created`` is classified, prioritised and assigned
+        (``ticket.routed``); ``ticket.reprioritized`` / ``ticket.reopened`` re-route it;
+        ``ticket.resolved`` / ``ticket.closed`` free the assignee's slot for the oldest queued ticket;
+        ``ticket.escalation_requested`` becomes ``ticket.escalated``."""
+        event = _event(msg, TICKET_KEYS)
+        await asyncio.wait_for(ready.wait(), 30)
+        match event.type:
+            case "ticket.created":
+                await assign.route_created(rt.pool, rules, event)
+            case "ticket.reprioritized":
+                await assign.reprioritize(rt.pool, event)
+            case "ticket.reopened":
+                await assign.reopen(rt.pool, rules, event)
+            case "ticket.resolved" | "ticket.closed":
+                await assign.release(rt.pool, event)
+            case "ticket.escalation_requested":
+                await assign.request_escalation(rt.pool, rules, event)
+
+    async def on_signal(msg: RabbitMessage) -> None:
+        """``sla.warning`` -> the assignee's lead; ``sla.breached`` -> the department supervisor, then the
+        manager; ``survey.negative`` -> the manager (call back within the hour): ``ticket.escalated``."""
+        event = _event(msg, SIGNAL_KEYS)
+        await asyncio.wait_for(ready.wait(), 30)
+        await escalate.on_signal(rt.pool, rules, event)
+
+    return on_ticket, on_signal

@@ -1,0 +1,84 @@
+"""SLA wiring: policies, the event queue, the timer loop and HTTP routes. Nothing connects until the
+lifespan runs; a bad policy file refuses to build the app."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.sla import clocks, handlers, policy
+from services.sla.firing import Timers
+from services.sla.lifecycle import Reactor
+from shared import db
+from shared.consumer import subscribe
+from shared.auth import Caller
+from shared.errors import NotFound
+from shared.messages import TICKET_NO_PATTERN
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.topology import EVENTS, quorum_queue
+
+SERVICE = "sla"
+DESCRIPTION = (
+    "SLA: times every promise (first response, resolution, the manager's call-back after a negative survey) "
+    "on a business calendar from ticket.* and survey.negative events, and announces sla.started, sla.warning "
+    "(80 %), sla.breached and sla.met. Timers fire within a second, once, with any number of replicas."
+)
+
+
+class SlaSettings(BaseSettings):
+    """``SLA_POLICY_FILE`` (default: the shipped contract policy), timer batch and maximum sleep."""
+
+    model_config = SettingsConfigDict(env_prefix="SLA_", extra="ignore", frozen=True)
+
+    policy_file: str | None = None
+    timer_batch: int = Field(500, ge=1, le=10_000)
+    max_sleep_s: float = Field(30.0, gt=0)
+    routing_grace_s: float = Field(30.0, ge=0)
+
+
+def build_runtime(settings: Settings | None = None, sla: SlaSettings | None = None) -> Runtime:
+    rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    sla = sla or SlaSettings()
+    reactor = Reactor(policy.load(sla.policy_file, tz=rt.settings.tz),
+                      routing_grace=timedelta(seconds=sla.routing_grace_s))
+    queue = quorum_queue("sla.tickets", routing_key="ticket.*", delivery_limit=rt.settings.delivery_limit)
+    subscribe(rt.broker, queue, EVENTS, handlers.build(rt, reactor), service=SERVICE)
+    rt.bindings.append((queue, EVENTS, ["survey.negative"]))
+    rt.metrics_hooks.append(lambda r: clocks.refresh_open_gauge(r.pool))
+
+    async def start_timers(r: Runtime) -> None:
+        timers = Timers(pool=r.pool, reactor=reactor, listen_dsn=db.role_dsn(r.settings, SERVICE),
+                        batch=sla.timer_batch, max_sleep_s=sla.max_sleep_s)
+        r.timers = timers  # type: ignore[attr-defined]
+        timers.start()
+
+    async def stop_timers(r: Runtime) -> None:
+        if timers := getattr(r, "timers", None):
+            await timers.stop()
+
+    rt.on_start.append(start_timers)
+    rt.on_stop.append(stop_timers)
+    return rt
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    rt = build_runtime(settings)
+    app = rt.fastapi(title="helpdesk sla", description=DESCRIPTION)
+
+    @app.get("/v1/sla/{ticket_no}", tags=["sla"], summary="A ticket's SLA clocks: targets, deadlines, state")
+    async def ticket_clocks(ticket_no: str, who: Caller) -> dict[str, Any]:
+        if not re.fullmatch(TICKET_NO_PATTERN, ticket_no):
+            raise NotFound("ticket_no", f"{ticket_no!r} is not a ticket number")
+        found = await clocks.view(rt.pool, ticket_no=ticket_no)
+        if not found:
+            raise NotFound("ticket_no", f"no SLA clocks for {ticket_no}")
+        return {"ticket_no": ticket_no, "clocks": found}
+
+    return app

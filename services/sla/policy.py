@@ -1,0 +1,214 @@
+"""SLA policies from a TOML file: calendars, targets per priority, overrides, the call-back target.
+
+``load`` validates everything up front (a bad file refuses the start with a message naming the
+key); ``Policies.target`` answers "which target applies to this clock" for a ticket's priority,
+category and customer tier.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from services.sla.business_time import AlwaysOpen, Calendar, WeeklyCalendar, country_days, parse_spans
+
+DEFAULT_FILE = Path(__file__).parent / "policy.toml"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|wd)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+class PolicyError(ValueError):
+    """The policy file is unusable; the message says where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str) -> str:
+    m = _DURATION.match(value)
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a positive duration like 15m, 4h, 90s or 1wd")
+    return value
+
+
+class CalendarSpec(_Strict):
+    hours: str | dict[str, str]
+    timezone: str | None = None
+    holidays: str = ""
+    makeup_hours: str | None = None
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(v, str):
+            if v != "always":
+                raise ValueError('must be "always" or a table of weekday = "HH:MM-HH:MM"')
+            return v
+        for day, spans in v.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r} (use {', '.join(WEEKDAYS)})")
+            parse_spans(spans)
+        return v
+
+
+class TargetSpec(_Strict):
+    calendar: str
+    first_response: str
+    resolution: str
+
+    @field_validator("first_response", "resolution")
+    @classmethod
+    def _d(cls, v: str) -> str:
+        return _duration(v)
+
+
+class Match(_Strict):
+    priority: Literal["P1", "P2", "P3", "P4"] | None = None
+    category: str | None = None
+    tier: Literal["vip", "standard"] | None = None
+
+
+class Override(_Strict):
+    name: str = Field(min_length=1)
+    match: Match
+    calendar: str | None = None
+    first_response: str | None = None
+    resolution: str | None = None
+
+    @field_validator("first_response", "resolution")
+    @classmethod
+    def _d(cls, v: str | None) -> str | None:
+        return None if v is None else _duration(v)
+
+
+class CallbackSpec(_Strict):
+    calendar: str = "24x7"
+    target: str = "1h"
+
+    @field_validator("target")
+    @classmethod
+    def _d(cls, v: str) -> str:
+        return _duration(v)
+
+
+class PolicyFile(_Strict):
+    warning_at: float = Field(0.8, gt=0, lt=1)
+    unrouted_priority: Literal["P1", "P2", "P3", "P4"] = "P3"
+    calendars: dict[str, CalendarSpec]
+    priorities: dict[Literal["P1", "P2", "P3", "P4"], TargetSpec]
+    callback: CallbackSpec = CallbackSpec()
+    overrides: list[Override] = []
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a clock runs against: the policy's name, its calendar and the target in business seconds."""
+
+    policy: str
+    calendar: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Policies:
+    warning_at: float
+    unrouted_priority: str
+    calendars: dict[str, Calendar]
+    spec: PolicyFile
+
+    def calendar(self, name: str) -> Calendar:
+        return self.calendars[name]
+
+    def target(self, metric: str, *, priority: str, category: str | None = None, tier: str | None = None) -> Target:
+        """The target for ``metric`` (``first_response`` / ``resolution`` / ``callback``)."""
+        if metric == "callback":
+            cb = self.spec.callback
+            return Target("callback", cb.calendar, seconds(cb.target, self.calendars[cb.calendar]))
+        base = self.spec.priorities[priority]  # type: ignore[index]
+        name, calendar, duration = f"default:{priority}", base.calendar, getattr(base, metric)
+        best = _best_override(self.spec.overrides, priority=priority, category=category, tier=tier)
+        if best is not None:
+            name = f"{best.name}:{priority}"
+            calendar = best.calendar or calendar
+            duration = getattr(best, metric) or duration
+        return Target(name, calendar, seconds(duration, self.calendars[calendar]))
+
+
+def _best_override(overrides: list[Override], **facts: str | None) -> Override | None:
+    best, score = None, 0
+    for o in overrides:
+        keys = o.match.model_dump(exclude_none=True)
+        if keys and all(facts.get(k) == v for k, v in keys.items()) and len(keys) >= score:
+            best, score = o, len(keys)
+    return best
+
+
+def seconds(duration: str, calendar: Calendar) -> float:
+    m = _DURATION.match(duration)
+    assert m is not None  # validated on load
+    value, unit = float(m.group(1)), m.group(2)
+    return value * (calendar.day_seconds if unit == "wd" else _UNIT[unit])
+
+
+def build_calendar(name: str, spec: CalendarSpec, default_tz: ZoneInfo) -> Calendar:
+    if spec.hours == "always":
+        return AlwaysOpen(name)
+    try:
+        tz = ZoneInfo(spec.timezone) if spec.timezone else default_tz
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyError(f"calendars.{name}.timezone: unknown time zone {spec.timezone!r}") from None
+    assert isinstance(spec.hours, dict)
+    week = {WEEKDAYS.index(day): parse_spans(text) for day, text in spec.hours.items()}
+    kwargs: dict[str, Any] = {}
+    if spec.holidays:
+        try:
+            kwargs["is_holiday"], kwargs["is_makeup"] = country_days(spec.holidays)
+        except ValueError as exc:
+            raise PolicyError(f"calendars.{name}.holidays: {exc}") from None
+    if spec.makeup_hours:
+        kwargs["makeup_spans"] = parse_spans(spec.makeup_hours)
+    try:
+        return WeeklyCalendar(name, tz, week, **kwargs)
+    except ValueError as exc:
+        raise PolicyError(f"calendars.{name}: {exc}") from None
+
+
+def parse(doc: dict[str, Any], *, tz: ZoneInfo, source: str = "policy") -> Policies:
+    try:
+        spec = PolicyFile.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PolicyError(f"{source}: {where}: {first['msg']}") from None
+    calendars = {name: build_calendar(name, c, tz) for name, c in spec.calendars.items()}
+    for prio in PRIORITIES:
+        if prio not in spec.priorities:
+            raise PolicyError(f"{source}: priorities.{prio}: missing")
+    refs = [(f"priorities.{p}", t.calendar) for p, t in spec.priorities.items()]
+    refs += [(f"overrides.{o.name}", o.calendar) for o in spec.overrides if o.calendar]
+    refs.append(("callback", spec.callback.calendar))
+    for where, cal in refs:
+        if cal not in calendars:
+            raise PolicyError(f"{source}: {where}.calendar: unknown calendar {cal!r}")
+    return Policies(spec.warning_at, spec.unrouted_priority, calendars, spec)
+
+
+def load(path: Path | str | None, *, tz: ZoneInfo) -> Policies:
+    """Read and validate the policy file (default: the shipped contract policy)."""
+    file = Path(path) if path else DEFAULT_FILE
+    try:
+        doc = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{file}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{file}: not valid TOML: {exc}") from None
+    return parse(doc, tz=tz, source=str(file))

@@ -1,0 +1,1 @@
+"""Survey: asks every customer after resolution, and acts on every unhappy answer."""

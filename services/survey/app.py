@@ -1,0 +1,73 @@
+"""Survey wiring: the queue, its subscriber, the due-work scheduler and the HTTP routes.
+Nothing connects until the lifespan runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.survey import api, handlers, surveys
+from services.survey.config import SurveyConfig
+from services.survey.scheduler import DueWorker
+from services.survey.surveys import Policy
+from shared import db
+from shared.consumer import subscribe
+from shared.events import (
+    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
+)
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.topology import EVENTS, quorum_queue
+
+SERVICE = "survey"
+DESCRIPTION = (
+    "Survey: after ticket.resolved (after a configurable delay) sends a satisfaction survey (survey.sent with "
+    "the page's url), reminds once (survey.reminder), expires it (survey.expired), withdraws it on "
+    "ticket.reopened (survey.cancelled); the answer (page form or JSON POST) publishes survey.completed and, "
+    "when not resolved or overall <= 2, survey.negative for the manager's call-back. Keeps each customer's "
+    "complaint history from ticket.created for the 30-day repeat-complainant flag."
+)
+
+
+PUBLISHED = (
+    (SurveySent, "A survey link for the customer (notification delivers it)."),
+    (SurveyReminder, "The one reminder for an unanswered survey (notification delivers it)."),
+    (SurveyCompletedScored, "The customer's answer with its scores."),
+    (SurveyNegativeFlagged, "Not resolved, or overall <= 2: the after-sales manager calls back within 1 h."),
+    (SurveyExpired, "A survey that expired unanswered."),
+    (SurveyCancelled, "A pending or unanswered survey withdrawn because its ticket was reopened."),
+)
+
+
+def build_runtime(settings: Settings | None = None, config: SurveyConfig | None = None) -> tuple[Runtime, Policy]:
+    rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    cfg = config or SurveyConfig()
+    policy = Policy(timing=cfg.timing(), base_url=rt.settings.survey_base_url, window_days=cfg.repeat_window_days)
+    queue = quorum_queue("survey.tickets", routing_key="ticket.resolved", delivery_limit=rt.settings.delivery_limit)
+    subscribe(rt.broker, queue, EVENTS, handlers.build(rt, policy), service=SERVICE)
+    rt.bindings.append((queue, EVENTS, ["ticket.created", "ticket.reopened"]))
+
+    async def start_scheduler(r: Runtime) -> None:
+        worker = DueWorker(
+            pool=r.pool, listen_dsn=db.role_dsn(r.settings, SERVICE), channel=f"{SERVICE}_due",
+            run=lambda now, limit: surveys.run_due(r.pool, policy, now=now, limit=limit),
+            next_due=lambda: surveys.next_due(r.pool), batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s,
+        )
+        worker.start()
+        r.on_stop.append(lambda _: worker.stop())
+
+    rt.on_start.append(start_scheduler)
+    rt.document_publications(PUBLISHED)
+    rt.metrics_hooks.append(
+        lambda r: surveys.refresh_metrics(r.pool, now=datetime.now(UTC), window_days=30))
+    return rt, policy
+
+
+def create_app(settings: Settings | None = None, config: SurveyConfig | None = None) -> FastAPI:
+    rt, policy = build_runtime(settings, config)
+    app = rt.fastapi(title="helpdesk survey", description=DESCRIPTION)
+    app.state.policy = policy
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,36 @@
+"""Survey's message handlers: decode the event, call the use case. Errors decide the ack
+(``shared.consumer``): a malformed event is dead-lettered with its reason, a failure is retried."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from faststream.rabbit.message import RabbitMessage
+
+from services.survey import surveys
+from services.survey.surveys import Policy
+from shared.envelope import CloudEvent
+from shared.errors import DomainError
+from shared.runtime import Runtime
+
+
+def build(rt: Runtime, policy: Policy):
+    async def on_ticket(msg: RabbitMessage) -> None:
+        """Ticket lifecycle events the survey acts on: ``ticket.created`` (the customer and language,
+        a complaint joins the customer's history), ``ticket.resolved`` (a survey, sent after the
+        configured delay as ``survey.sent``), ``ticket.reopened`` (a pending or unanswered survey is
+        withdrawn: ``survey.cancelled``)."""
+        event = CloudEvent.from_bytes(msg.body)
+        if not event.ticket_no:
+            raise DomainError("data.ticket_no", "missing")
+        now = datetime.now(UTC)
+        if event.type == "ticket.created":
+            await surveys.record_ticket(rt.pool, event=event)
+        elif event.type == "ticket.resolved":
+            await surveys.schedule(rt.pool, policy, event=event, now=now)
+        elif event.type == "ticket.reopened":
+            await surveys.cancel_on_reopen(rt.pool, event=event, now=now)
+        else:
+            raise DomainError("type", f"survey does not consume {event.type}")
+
+    return on_ticket

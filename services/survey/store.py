@@ -1,0 +1,131 @@
+"""Survey's SQL — the only module that talks to the ``survey`` schema."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+S = "survey"
+
+
+async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> asyncpg.Record:
+    """The ticket's row, locked until commit (a stub is made when ``ticket.created`` is still to come),
+    so one ticket's events are applied one at a time whatever order they arrive in."""
+    await conn.execute(f"INSERT INTO {S}.tickets (ticket_no) VALUES ($1) ON CONFLICT DO NOTHING", ticket_no)
+    return await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1 FOR UPDATE", ticket_no)
+
+
+async def set_customer(
+    conn: asyncpg.Connection, *, ticket_no: str, customer_key: str | None, language: str, complaint: bool,
+    created_at: datetime,
+) -> None:
+    """Record what ``ticket.created`` says; surveys made before it was handled get the right
+    customer and language too."""
+    await conn.execute(
+        f"UPDATE {S}.tickets SET known = true, customer_key = $2, language = $3, complaint = $4, created_at = $5"
+        " WHERE ticket_no = $1",
+        ticket_no, customer_key, language, complaint, created_at,
+    )
+    await conn.execute(
+        f"UPDATE {S}.surveys SET customer_key = $2, language = $3 WHERE ticket_no = $1",
+        ticket_no, customer_key, language,
+    )
+
+
+async def set_reopened(conn: asyncpg.Connection, *, ticket_no: str, seq: int) -> None:
+    await conn.execute(
+        f"UPDATE {S}.tickets SET reopened_seq = greatest(reopened_seq, $2) WHERE ticket_no = $1", ticket_no, seq
+    )
+
+
+async def add_history(conn: asyncpg.Connection, *, customer_key: str, ticket_no: str, kind: str, at: datetime) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.customer_history (customer_key, ticket_no, kind, at) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT DO NOTHING",
+        customer_key, ticket_no, kind, at,
+    )
+
+
+async def history(conn: asyncpg.Connection, *, customer_key: str, since: datetime) -> list[tuple[str, datetime]]:
+    rows = await conn.fetch(
+        f"SELECT ticket_no, at FROM {S}.customer_history WHERE customer_key = $1 AND at >= $2",
+        customer_key, since,
+    )
+    return [(r["ticket_no"], r["at"]) for r in rows]
+
+
+async def insert_survey(
+    conn: asyncpg.Connection, *, ticket_no: str, token: str, language: str, customer_key: str | None,
+    complaint: bool, resolution_event: str, resolution_seq: int, resolved_at: datetime, send_at: datetime,
+) -> asyncpg.Record | None:
+    """A scheduled survey; None when the ticket already has a live one (or this resolution has one)."""
+    return await conn.fetchrow(
+        f"""INSERT INTO {S}.surveys (survey_id, ticket_no, token, status, language, customer_key, complaint,
+                resolution_event, resolution_seq, resolved_at, send_at, due_at)
+            VALUES ($1, $2, $3, 'scheduled', $4, $5, $6, $7, $8, $9, $10, $10)
+            ON CONFLICT DO NOTHING RETURNING *""",
+        uuid.uuid4(), ticket_no, token, language, customer_key, complaint, resolution_event, resolution_seq,
+        resolved_at, send_at,
+    )
+
+
+_UPDATABLE = {
+    "status", "remind_at", "expires_at", "due_at", "sent_at", "reminded_at", "answered_at", "ended_at",
+    "cancel_reason", "resolved", "speed", "attitude", "overall", "comment",
+}
+
+
+async def update(conn: asyncpg.Connection, *, survey_id: uuid.UUID, **fields: Any) -> asyncpg.Record:
+    if unknown := set(fields) - _UPDATABLE:
+        raise ValueError(f"not updatable: {unknown}")
+    cols = list(fields)
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
+    return await conn.fetchrow(
+        f"UPDATE {S}.surveys SET {sets} WHERE survey_id = $1 RETURNING *", survey_id, *(fields[c] for c in cols)
+    )
+
+
+async def by_token(conn: asyncpg.Connection, *, token: str, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM {S}.surveys WHERE token = $1{lock}", token)
+
+
+async def live_for_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT * FROM {S}.surveys WHERE ticket_no = $1 AND status IN ('scheduled', 'sent') FOR UPDATE", ticket_no
+    )
+
+
+async def for_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT * FROM {S}.surveys WHERE ticket_no = $1 ORDER BY created_at", ticket_no)
+
+
+async def claim_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Rows whose due moment has come, locked for this transaction; other replicas skip them."""
+    return await conn.fetch(
+        f"SELECT * FROM {S}.surveys WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )
+
+
+async def next_due(conn: asyncpg.Connection) -> datetime | None:
+    return await conn.fetchval(f"SELECT min(due_at) FROM {S}.surveys WHERE due_at IS NOT NULL")
+
+
+async def response_counts(conn: asyncpg.Connection, *, since: datetime) -> tuple[int, int]:
+    """(sent, answered) among surveys sent since ``since`` (withdrawn ones are not counted)."""
+    row = await conn.fetchrow(
+        f"SELECT count(*) FILTER (WHERE status <> 'cancelled') AS sent,"
+        f" count(*) FILTER (WHERE status = 'answered') AS answered"
+        f" FROM {S}.surveys WHERE sent_at >= $1",
+        since,
+    )
+    return row["sent"], row["answered"]
+
+
+async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch(f"SELECT status, count(*) AS n FROM {S}.surveys GROUP BY status")
+    return {r["status"]: r["n"] for r in rows}

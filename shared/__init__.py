@@ -1,0 +1,1 @@
+"""The helpdesk's common package: settings, envelope, topology, database, outbox/inbox, HTTP."""

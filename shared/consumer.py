@@ -1,0 +1,104 @@
+"""Subscriber wrapper: errors decide the ack.
+
+* handler returns                  -> ack (it has committed)
+* ``DomainError`` / ``ValidationError`` -> republished to ``helpdesk.dlx`` with the reason in the
+  ``x-helpdesk-reason`` header, then acked: a poison message never blocks its queue
+* anything else (database or broker trouble) -> nack with requeue after a short backoff; the quorum
+  queue's delivery limit dead-letters it if it keeps failing
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.message import RabbitMessage as RabbitMessageType
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from shared.errors import DomainError
+from shared.topology import DLX, REASON_HEADER
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[RabbitMessageType], Awaitable[None]]
+
+CONSUMED = Counter(
+    "helpdesk_messages_consumed_total", "Messages consumed by outcome", ["service", "queue", "outcome"]
+)
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """``customer.name: Field required; urgency: Input should be 'urgent', 'normal' or 'low'``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{field}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def error_reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return validation_reason(exc)
+    return str(exc)
+
+
+async def _itself(msg: Any) -> Any:
+    """Decoder that hands the handler the message itself: no body decoding, and no per-message
+    FastDepends context resolution (which runs in a worker thread) for a ``RabbitMessage`` param."""
+    return msg
+
+
+async def dead_letter(broker: RabbitBroker, msg: RabbitMessageType, *, queue: str, reason: str) -> None:
+    """Publish ``msg`` unchanged to ``helpdesk.dlx`` under its routing key, with the reason in headers."""
+    raw = msg.raw_message
+    headers = dict(raw.headers or {})
+    headers.update({
+        REASON_HEADER: reason[:2000],
+        "x-helpdesk-queue": queue,
+        "x-original-exchange": raw.exchange or "",
+        "x-original-routing-key": raw.routing_key or "",
+    })
+    await broker.publish(
+        raw.body, exchange=DLX, routing_key=raw.routing_key or queue, persist=True, mandatory=False,
+        headers=headers, message_id=raw.message_id, content_type=raw.content_type,
+    )
+
+
+def subscribe(
+    broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, handler: Handler, *, service: str,
+) -> None:
+    """Subscribe ``handler`` (which receives the raw ``RabbitMessage``) with the ack rules above."""
+
+    async def consume(msg: Any) -> None:
+        try:
+            await handler(msg)
+        except (DomainError, ValidationError, UnicodeDecodeError, ValueError) as exc:
+            reason = error_reason(exc)
+            log.warning("dead-lettering message", extra={"queue": queue.name, "reason": reason})
+            await dead_letter(broker, msg, queue=queue.name, reason=reason)
+            await msg.ack()
+            CONSUMED.labels(service, queue.name, "dead_lettered").inc()
+        except Exception as exc:
+            attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
+            log.warning("message failed, will retry", extra={"queue": queue.name, "error": repr(exc),
+                                                             "attempt": attempt + 1})
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+            await msg.nack(requeue=True)
+            CONSUMED.labels(service, queue.name, "retried").inc()
+        else:
+            await msg.ack()
+            CONSUMED.labels(service, queue.name, "ok").inc()
+
+    for outcome in ("ok", "retried", "dead_lettered"):  # series exist from the start (increase() needs it)
+        CONSUMED.labels(service, queue.name, outcome)
+    consume.__name__ = handler.__name__
+    consume.__qualname__ = handler.__qualname__
+    consume.__doc__ = handler.__doc__
+    broker.subscriber(
+        queue, exchange, ack_policy=AckPolicy.MANUAL, decoder=_itself, description=handler.__doc__
+    )(consume)

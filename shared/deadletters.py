@@ -1,0 +1,116 @@
+"""Operator tools for ``helpdesk.dead-letters``: look at what was refused and why, and replay
+messages to where they came from once the cause is fixed.
+
+    python -m shared.deadletters list [--limit 20]
+    python -m shared.deadletters replay [--limit N] [--queue intake.tickets]
+
+Replay takes messages off the dead-letter queue one by one, republishes each (persistent, with
+publisher confirms) to its original exchange and routing key, then acks it: a message is never
+dropped, at worst published twice (consumers are idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+
+from shared.settings import Settings
+from shared.topology import DEAD_LETTER_QUEUE, REASON_HEADER
+
+_OURS = (REASON_HEADER, "x-helpdesk-queue", "x-original-exchange", "x-original-routing-key")
+
+
+def origin(msg: aio_pika.abc.AbstractIncomingMessage) -> tuple[str, str, str]:
+    """(exchange, routing key, reason) a dead letter came from, whoever dead-lettered it."""
+    headers = msg.headers or {}
+    if "x-original-exchange" in headers:  # refused by a consumer (shared.consumer.dead_letter)
+        return (str(headers["x-original-exchange"]), str(headers.get("x-original-routing-key") or msg.routing_key),
+                str(headers.get(REASON_HEADER, "")))
+    deaths = headers.get("x-death") or []  # dead-lettered by the broker (delivery limit, ...)
+    first = deaths[-1] if deaths else {}
+    keys = first.get("routing-keys") or [msg.routing_key]
+    reason = f"{headers.get('x-first-death-reason', first.get('reason', '?'))} in {first.get('queue', '?')}"
+    return str(first.get("exchange", "")), str(keys[0]), reason
+
+
+def _queue_of(msg: aio_pika.abc.AbstractIncomingMessage) -> str:
+    headers = msg.headers or {}
+    if "x-helpdesk-queue" in headers:
+        return str(headers["x-helpdesk-queue"])
+    deaths = headers.get("x-death") or []
+    return str(deaths[-1].get("queue", "")) if deaths else ""
+
+
+async def _messages(channel: aio_pika.abc.AbstractChannel, limit: int) -> AsyncIterator[Any]:
+    queue = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+    for _ in range(limit):
+        msg = await queue.get(no_ack=False, fail=False)
+        if msg is None:
+            return
+        yield msg
+
+
+async def list_dead(amqp_url: str, limit: int) -> list[dict[str, Any]]:
+    """Peek (messages are requeued, nothing is removed)."""
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel()
+        out, held = [], []
+        async for msg in _messages(ch, limit):
+            exchange, key, reason = origin(msg)
+            out.append({"message_id": msg.message_id, "exchange": exchange, "routing_key": key, "reason": reason,
+                        "queue": _queue_of(msg), "body": msg.body[:200].decode(errors="replace")})
+            held.append(msg)
+        for msg in held:
+            await msg.nack(requeue=True)
+    return out
+
+
+async def replay(amqp_url: str, limit: int, queue: str | None = None) -> int:
+    """Republish up to ``limit`` dead letters (only those from ``queue`` if given); returns the count."""
+    conn = await aio_pika.connect(amqp_url)
+    replayed = 0
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        skipped = []
+        async for msg in _messages(ch, limit):
+            if queue and _queue_of(msg) != queue:
+                skipped.append(msg)
+                continue
+            exchange, key, _ = origin(msg)
+            headers = {k: v for k, v in (msg.headers or {}).items() if k not in _OURS and not k.startswith("x-death")
+                       and not k.startswith("x-first-death") and not k.startswith("x-last-death")}
+            target = await ch.get_exchange(exchange) if exchange else ch.default_exchange
+            await target.publish(aio_pika.Message(
+                msg.body, headers=headers, content_type=msg.content_type, message_id=msg.message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=key)
+            await msg.ack()
+            replayed += 1
+        for msg in skipped:
+            await msg.nack(requeue=True)
+    return replayed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ls = sub.add_parser("list")
+    ls.add_argument("--limit", type=int, default=20)
+    rp = sub.add_parser("replay")
+    rp.add_argument("--limit", type=int, default=1000)
+    rp.add_argument("--queue", help="only dead letters from this queue (e.g. intake.tickets)")
+    a = p.parse_args()
+    url = Settings().amqp_url
+    if a.cmd == "list":
+        for d in asyncio.run(list_dead(url, a.limit)):
+            print(f"{d['queue'] or '?':<22} {d['exchange']} {d['routing_key']}  {d['reason']}\n    {d['body']}")
+    else:
+        print(f"replayed {asyncio.run(replay(url, a.limit, a.queue))} message(s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""A background loop for due work (outbox rows, timers, scheduled surveys): do what is due, then
+sleep until the next due moment — woken early by ``NOTIFY <channel>`` (sent by a trigger, delivered
+on commit) — never on a fixed polling tick. Failures (database or broker down) back off with
+jitter and retry; the work stays in its rows, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+MIN_SLEEP_S = 0.02  # due rows another replica holds right now: look again soon, without spinning
+
+
+class DueLoop:
+    """Subclasses implement ``pass_once``: do the due work, return seconds until the next is due
+    (None: nothing scheduled, sleep ``max_sleep_s``, which only guards against a lost NOTIFY)."""
+
+    def __init__(self, *, name: str, listen_dsn: str | None, channel: str | None, max_sleep_s: float) -> None:
+        self.name, self.listen_dsn, self.channel, self.max_sleep_s = name, listen_dsn, channel, max_sleep_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def pass_once(self) -> float | None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None and not self._listener.is_closed():
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        self._listener = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def on_error(self, exc: Exception) -> None:
+        log.warning("background pass failed", extra={"loop": self.name, "error": repr(exc)})
+
+    async def _ensure_listener(self) -> None:
+        if not self.channel or (self._listener is not None and not self._listener.is_closed()):
+            return
+        try:
+            conn = await asyncpg.connect(self.listen_dsn)
+            await conn.add_listener(self.channel, lambda *_: self._wake.set())
+            self._listener = conn
+        except (OSError, asyncpg.PostgresError) as exc:  # the timeout below still brings us back
+            log.warning("listener unavailable", extra={"loop": self.name, "error": str(exc)})
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            await self._ensure_listener()
+            self._wake.clear()
+            try:
+                sleep = await self.pass_once()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.on_error(exc)
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 5.0)
+                continue
+            timeout = self.max_sleep_s if sleep is None else min(max(sleep, MIN_SLEEP_S), self.max_sleep_s)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)

@@ -1,0 +1,288 @@
+"""Event payloads (the ``data`` of a CloudEvent) for every type in the contract.
+
+Past-tense, frozen, tolerant of fields they do not know (subscribers must not break when a
+publisher adds a field). ``ticket_no`` and ``seq`` are added by the outbox, not set here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.messages import Channel, Outcome, Priority
+
+Category = Literal[
+    "fault", "quality", "consultation", "attitude", "logistics", "return", "refund", "complaint", "suggestion", "other"
+]
+CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+SlaMetric = Literal["first_response", "resolution", "callback"]
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: ClassVar[str]
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class TicketEvent(EventData):
+    """Every event's data as a subscriber reads it: the ticket and its per-ticket sequence."""
+
+    ticket_no: str
+    seq: int
+
+
+class MaskedCustomer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    name: str
+    id: str | None = None
+    phone: str | None = None  # masked
+    email: str | None = None  # masked
+    tier: str = "standard"
+    language: str | None = None
+
+
+class TicketCreated(EventData):
+    type = "ticket.created"
+    channel: Channel
+    external_id: str | None = None
+    customer: MaskedCustomer
+    subject: str | None = None
+    description: str | None = None
+    kind: str | None = None
+    urgency: str
+    impact: str
+    order_no: str | None = None
+    product: str | None = None
+    complaint: dict[str, Any] | None = None
+    received_at: datetime
+    created_at: datetime
+    caller: str | None = None
+
+
+class TicketResponded(EventData):
+    type = "ticket.responded"
+    actor: str
+    at: datetime
+    first: bool
+    message: str | None = None
+    via: str | None = None
+
+
+class TicketProgressed(EventData):
+    type = "ticket.progressed"
+    actor: str
+    at: datetime
+    note: str
+    visible_to_customer: bool
+
+
+class TicketWaiting(EventData):
+    type = "ticket.waiting"
+    actor: str
+    at: datetime
+    reason: str | None = None
+
+
+class TicketResumed(EventData):
+    type = "ticket.resumed"
+    actor: str
+    at: datetime
+    waited_s: float
+
+
+class TicketEscalationRequested(EventData):
+    """An agent asked for escalation; routing decides the target and publishes ``ticket.escalated``."""
+
+    type = "ticket.escalation_requested"
+    actor: str
+    at: datetime
+    reason: str
+    to: str | None = None
+    department: str | None = None
+    eta: datetime | None = None
+
+
+class TicketResolved(EventData):
+    type = "ticket.resolved"
+    outcome: Outcome
+    solution: str
+    actor: str
+    at: datetime
+    first_contact: bool
+    complaint: bool = False
+    priority: str | None = None
+    category: str | None = None
+
+
+class TicketReopened(EventData):
+    type = "ticket.reopened"
+    actor: str
+    at: datetime
+    reason: str
+
+
+class TicketClosed(EventData):
+    type = "ticket.closed"
+    actor: str
+    at: datetime
+    reason: str | None = None
+
+
+class TicketReprioritized(EventData):
+    type = "ticket.reprioritized"
+    actor: str
+    at: datetime
+    priority: Priority
+    previous: str | None = None
+    reason: str
+
+
+class TicketRouted(EventData):
+    type = "ticket.routed"
+    category: Category
+    priority: Priority
+    department: str | None
+    assignee: str | None
+    rule: str
+
+
+class TicketEscalated(EventData):
+    type = "ticket.escalated"
+    level: int
+    to: str
+    reason: str
+
+
+class SlaStarted(EventData):
+    type = "sla.started"
+    metric: SlaMetric
+    due_at: datetime
+    policy: str
+
+
+class SlaWarning(EventData):
+    type = "sla.warning"
+    metric: SlaMetric
+    due_at: datetime
+    remaining_s: float
+
+
+class SlaBreached(EventData):
+    type = "sla.breached"
+    metric: SlaMetric
+    due_at: datetime
+    breached_at: datetime
+
+
+class SlaMet(EventData):
+    type = "sla.met"
+    metric: SlaMetric
+    due_at: datetime
+    met_at: datetime
+    business_seconds: float
+
+
+class NotificationSent(EventData):
+    type = "notification.sent"
+    channel: str
+    template: str
+    recipient: str
+    attempt: int
+
+
+class NotificationFailed(NotificationSent):
+    type = "notification.failed"
+    error: str | None = None
+
+
+class SurveySent(EventData):
+    type = "survey.sent"
+    survey_id: str
+    url: str
+
+
+class SurveyCompleted(EventData):
+    type = "survey.completed"
+    survey_id: str
+    resolved: bool
+    speed: int
+    attitude: int
+    overall: int
+    comment: str | None = None
+
+
+class SurveyNegative(EventData):
+    type = "survey.negative"
+    survey_id: str
+    reason: str
+
+
+EVENT_MODELS: dict[str, type[EventData]] = {
+    m.type: m
+    for m in (
+        TicketCreated, TicketResponded, TicketProgressed, TicketWaiting, TicketResumed,
+        TicketEscalationRequested, TicketResolved, TicketReopened, TicketClosed, TicketReprioritized,
+        TicketRouted, TicketEscalated, SlaStarted, SlaWarning, SlaBreached, SlaMet,
+        NotificationSent, NotificationFailed, SurveySent, SurveyCompleted, SurveyNegative,
+    )
+}
+
+
+# ---- survey (appended by the survey service) ----
+
+
+class SurveyCompletedScored(SurveyCompleted):
+    """``survey.completed`` as the survey service publishes it: the scores plus what it concluded."""
+
+    satisfied: bool
+    negative: bool
+    repeat_complainant: bool = False
+    language: str | None = None
+
+
+class SurveyNegativeFlagged(SurveyNegative):
+    """``survey.negative``: the customer said "not resolved" or rated overall <= 2. Routing escalates
+    it to the after-sales manager for a call-back within ``callback_within_s``."""
+
+    reasons: list[Literal["unresolved", "dissatisfied"]]
+    resolved: bool
+    overall: int
+    comment: str | None = None
+    repeat_complainant: bool = False
+    callback_within_s: int = 3600
+
+
+class SurveyReminder(EventData):
+    """One reminder for an unanswered survey (notification delivers it like ``survey.sent``)."""
+
+    type = "survey.reminder"
+    survey_id: str
+    url: str
+    expires_at: datetime
+    language: str | None = None
+
+
+class SurveyExpired(EventData):
+    type = "survey.expired"
+    survey_id: str
+    sent_at: datetime
+    reminded: bool
+
+
+class SurveyCancelled(EventData):
+    """A pending or unanswered survey withdrawn because its ticket was reopened."""
+
+    type = "survey.cancelled"
+    survey_id: str
+    reason: str
+    was_sent: bool
+
+
+# EVENT_MODELS is what a subscriber validates against: the contract's fields only, so a subscriber
+# never rejects an event for lacking a field one publisher adds (the richer models above are what
+# the survey service publishes).
+EVENT_MODELS.update({m.type: m for m in (SurveyReminder, SurveyExpired, SurveyCancelled)})

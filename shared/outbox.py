@@ -1,0 +1,151 @@
+"""Transactional outbox: ``add`` writes an event beside the state change; ``Relay`` publishes it.
+
+The relay is woken by ``NOTIFY <schema>_outbox`` (sent by a trigger, delivered on commit), claims
+unsent rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them to
+``helpdesk.events`` with publisher confirms, and marks the confirmed ones sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import asyncpg
+from faststream.rabbit import RabbitBroker
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared import inbox
+from shared.dueloop import DueLoop
+from shared.envelope import CONTENT_TYPE, CloudEvent, new_event
+from shared.events import EventData
+from shared.masking import mask_deep
+from shared.topology import EVENTS
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("helpdesk_outbox_published_total", "Events published from the outbox", ["service", "type"])
+PUBLISH_ERRORS = Counter("helpdesk_outbox_publish_errors_total", "Failed outbox publishes", ["service"])
+LAG = Histogram(
+    "helpdesk_outbox_lag_seconds", "Commit-to-confirm delay of outbox events", ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+PENDING = Gauge("helpdesk_outbox_pending", "Unsent outbox rows at the last relay pass", ["service"])
+
+
+async def next_seq(conn: asyncpg.Connection, *, schema: str, ticket_no: str) -> int:
+    """The next per-ticket ``seq`` of this service (locks the ticket's row until commit)."""
+    return await conn.fetchval(
+        f"INSERT INTO {schema}.event_seq AS s (ticket_no, seq) VALUES ($1, 1)"
+        " ON CONFLICT (ticket_no) DO UPDATE SET seq = s.seq + 1 RETURNING seq",
+        ticket_no,
+    )
+
+
+async def add(
+    conn: asyncpg.Connection, *, service: str, ticket_no: str, event: EventData, time: datetime | None = None
+) -> CloudEvent:
+    """Stage ``event`` about ``ticket_no`` in the caller's transaction; returns the envelope.
+
+    Every string in the payload is PII-masked here, so no event can carry a phone or email.
+    """
+    seq = await next_seq(conn, schema=service, ticket_no=ticket_no)
+    envelope = new_event(
+        service=service, type=event.type, ticket_no=ticket_no, seq=seq, data=mask_deep(event.payload()), time=time
+    )
+    await conn.execute(
+        f"INSERT INTO {service}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, $3, $4)",
+        envelope.id, envelope.type, ticket_no, envelope.to_bytes(),
+    )
+    return envelope
+
+
+class Relay(DueLoop):
+    """Publishes a service's outbox; run one per process (any number of processes is safe)."""
+
+    def __init__(
+        self, *, pool: asyncpg.Pool, broker: RabbitBroker, service: str, listen_dsn: str,
+        batch: int = 200, fallback_poll_s: float = 2.0, publish_timeout_s: float = 10.0,
+        retention_days: int = 7, inbox_retention_days: int = 30,
+    ) -> None:
+        super().__init__(name=f"outbox-relay-{service}", listen_dsn=listen_dsn, channel=f"{service}_outbox",
+                         max_sleep_s=fallback_poll_s)
+        self.pool, self.broker, self.service, self.batch = pool, broker, service, batch
+        self.publish_timeout_s = publish_timeout_s
+        self.retention_days, self.inbox_retention_days = retention_days, inbox_retention_days
+        self._last_prune = 0.0
+
+    async def pass_once(self) -> float | None:
+        while await self.drain_once() >= self.batch:
+            pass
+        await self._maybe_prune()
+        return None  # nothing is scheduled: the next commit's NOTIFY wakes us
+
+    def on_error(self, exc: Exception) -> None:
+        PUBLISH_ERRORS.labels(self.service).inc()
+        log.warning("outbox relay pass failed", extra={"error": repr(exc)})
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The relay's own connection (the one it LISTENs on), so it never queues for the pool behind
+        every busy handler — that starved publishing under load. The pool only when it is down."""
+        if self._listener is not None and not self._listener.is_closed():
+            yield self._listener
+        else:
+            async with self.pool.acquire() as conn:
+                yield conn
+
+    async def drain_once(self) -> int:
+        """Publish one batch of unsent rows; returns how many rows it claimed."""
+        async with self._connection() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT id, event_id, routing_key, body, created_at FROM {self.service}.outbox"
+                " WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch,
+            )
+            if not rows:
+                PENDING.labels(self.service).set(0)
+                return 0
+            results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+            sent = [r["id"] for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+            if sent:
+                await conn.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)", sent)
+            now = time.time()
+            for r, res in zip(rows, results, strict=True):
+                if not isinstance(res, BaseException):
+                    PUBLISHED.labels(self.service, r["routing_key"]).inc()
+                    LAG.labels(self.service).observe(max(0.0, now - r["created_at"].timestamp()))
+            failed = [res for res in results if isinstance(res, BaseException)]
+            PENDING.labels(self.service).set(len(rows) - len(sent))
+        if failed:
+            raise failed[0]
+        return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        # Not mandatory: an event nobody subscribes to yet is still published, not returned.
+        await asyncio.wait_for(
+            self.broker.publish(
+                bytes(row["body"]),
+                exchange=EVENTS,
+                routing_key=row["routing_key"],
+                persist=True,
+                mandatory=False,
+                message_id=str(row["event_id"]),
+                content_type=CONTENT_TYPE,
+            ),
+            self.publish_timeout_s,
+        )
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < 3600:
+            return
+        self._last_prune = time.monotonic()
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                f"DELETE FROM {self.service}.outbox WHERE sent_at < now() - make_interval(days => $1)",
+                self.retention_days,
+            )
+            await inbox.prune(conn, schema=self.service, days=self.inbox_retention_days)

@@ -1,0 +1,152 @@
+"""One composition root per service: settings, pool, broker, outbox relay, FastAPI app.
+
+A service builds a ``Runtime`` in ``create_app``; nothing connects until the app's lifespan runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from prometheus_client import REGISTRY
+
+from shared import db, topology
+from shared.events import EventData
+from shared.http import BodyLimit, install_error_handlers, install_ops_routes
+from shared.outbox import Relay
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+def build_broker(settings: Settings, service: str) -> RabbitBroker:
+    """A broker whose unroutable mandatory publishes raise, and whose consumers are metered."""
+    return RabbitBroker(
+        settings.amqp_url,
+        default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
+        middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=service)],
+        logger=logging.getLogger(f"faststream.{service}"),
+        log_level=logging.DEBUG,
+        graceful_timeout=15.0,
+        fail_fast=True,
+    )
+
+
+@dataclass
+class Runtime:
+    service: str
+    settings: Settings
+    migrations: Path
+    broker: RabbitBroker = field(init=False)
+    pool: asyncpg.Pool = field(init=False)
+    relay: Relay | None = field(init=False, default=None)
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    bindings: list[tuple[Any, Any, list[str]]] = field(default_factory=list)
+    metrics_hooks: list[Hook] = field(default_factory=list)
+    periodic: list[tuple[float, Hook]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    outbox: bool = True
+
+    def __post_init__(self) -> None:
+        self.broker = build_broker(self.settings, self.service)
+
+    async def db_ok(self) -> bool:
+        return await self.pool.fetchval("SELECT 1") == 1
+
+    async def broker_ok(self) -> bool:
+        return await self.broker.ping(timeout=2.0)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        """Bootstrap and migrate the schema, connect, declare topology, start consumers and relay."""
+        if self.settings.db_bootstrap:
+            await db.bootstrap(self.settings, self.service)
+        self.pool = await db.create_pool(self.settings, self.service)
+        try:
+            async with self.pool.acquire() as conn:
+                await db.migrate(conn, self.service, self.migrations)
+            await self.broker.connect()
+            await topology.declare_all(self.broker)
+            for queue, exchange, keys in self.bindings:
+                await topology.bind(self.broker, queue, exchange, keys)
+            await self.broker.start()
+            if self.outbox:
+                self.relay = Relay(
+                    pool=self.pool, broker=self.broker, service=self.service,
+                    listen_dsn=db.role_dsn(self.settings, self.service), batch=self.settings.outbox_batch,
+                )
+                self.relay.start()
+            for hook in self.on_start:
+                await hook(self)
+            for interval, hook in self.periodic:
+                self._tasks.append(asyncio.create_task(self._every(interval, hook)))
+            log.info("service started", extra={"service": self.service})
+            yield self
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for hook in reversed(self.on_stop):
+                with contextlib.suppress(Exception):
+                    await hook(self)
+            if self.relay:
+                await self.relay.stop()
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            await self.pool.close()
+
+    async def _every(self, interval: float, hook: Hook) -> None:
+        """Run ``hook`` every ``interval`` seconds (housekeeping); a failure is logged, not fatal."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await hook(self)
+            except Exception as exc:
+                log.warning("periodic task failed", extra={"task": getattr(hook, "__name__", "?"),
+                                                           "error": repr(exc)})
+
+    def document_publications(self, published: Sequence[tuple[type[EventData], str]]) -> None:
+        """Declare what the outbox relay publishes, so the AsyncAPI document lists it (the relay itself
+        publishes raw CloudEvents; ``data`` has the schema shown, plus ``ticket_no`` and ``seq``)."""
+        for model, description in published:
+            self.broker.publisher(exchange=topology.EVENTS, routing_key=model.type, schema=model, title=model.type,
+                                  persist=True,
+                                  description=f"CloudEvents envelope (helpdesk.events); data: {description}")
+
+    def asyncapi(self, description: str) -> AsyncAPI:
+        return AsyncAPI(self.broker, title=f"helpdesk {self.service}", version="1.0.0", description=description)
+
+    def fastapi(self, *, title: str, description: str, version: str = "1.0.0") -> FastAPI:
+        """The service's HTTP app: lifespan runs ``running()``; ops routes and error shapes installed."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            async with self.running():
+                yield
+
+        app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+        app.state.runtime = self
+        install_error_handlers(app)
+        install_ops_routes(
+            app, {"database": self.db_ok, "broker": self.broker_ok},
+            [lambda hook=hook: hook(self) for hook in self.metrics_hooks],
+        )
+        app.add_middleware(BodyLimit, max_bytes=self.settings.max_body_bytes)
+        spec = self.asyncapi(description)
+
+        @app.get("/asyncapi.json", tags=["operations"], include_in_schema=False)
+        async def asyncapi() -> Any:
+            return spec.to_specification().to_jsonable()
+
+        return app

@@ -1,0 +1,48 @@
+"""Settings shared by every service, read from the environment (see README "Configuration")."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
+
+
+class Settings(BaseSettings):
+    """Connection strings and tuning knobs; every field has the contract's default."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", alias="AMQP_URL")
+    database_url: str = Field("postgresql://postgres@127.0.0.1:5432/helpdesk", alias="DATABASE_URL")
+    helpdesk_tz: str = Field("Asia/Shanghai", alias="HELPDESK_TZ")
+    api_keys: str = Field("", alias="HELPDESK_API_KEYS")
+    # Password for the per-service roles (helpdesk_<service>); empty works with trust auth.
+    db_role_password: str = Field("", alias="HELPDESK_DB_ROLE_PASSWORD")
+    # Create the database, roles and schemas with the admin DATABASE_URL on start.
+    db_bootstrap: bool = Field(True, alias="HELPDESK_DB_BOOTSTRAP")
+    db_pool_max: int = Field(20, alias="HELPDESK_DB_POOL_MAX")
+    prefetch: int = Field(64, alias="HELPDESK_PREFETCH")
+    delivery_limit: int = Field(5, alias="HELPDESK_DELIVERY_LIMIT")
+    outbox_batch: int = Field(200, alias="HELPDESK_OUTBOX_BATCH")
+    max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
+    log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
+    survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.helpdesk_tz)
+
+    @cached_property
+    def api_key_map(self) -> dict[str, str]:
+        """Key -> caller name, parsed from ``name:key,name2:key2``."""
+        keys: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
+            name, sep, key = pair.partition(":")
+            if not sep or not name or not key:
+                raise ValueError(f"HELPDESK_API_KEYS: entry {pair!r} is not name:key")
+            keys[key] = name
+        return keys

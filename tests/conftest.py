@@ -1,0 +1,98 @@
+"""Every integration test runs against the real RabbitMQ and Postgres, in a vhost and a database
+made for this run (``helpdesk_test_<random>``) and removed after it.
+
+Intake runs for the whole session (every flow starts with a ticket); each other service's fixture
+is package-scoped, so a service runs only while its own tests do and never reacts to another
+package's tickets (routing re-prioritising the SLA tests' tickets, say)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.settings import Settings
+from tests import support
+
+RUN_ID = uuid.uuid4().hex[:10]
+API_KEY = "test-secret"
+
+
+@pytest.fixture(scope="session")
+def run_env() -> dict[str, str]:
+    vhost = f"helpdesk_test_{RUN_ID}"
+    support.create_vhost(vhost)
+    env = {
+        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/helpdesk_test_{RUN_ID}",
+        "HELPDESK_API_KEYS": f"tester:{API_KEY},desk:desk-secret",
+        "HELPDESK_DELIVERY_LIMIT": "3",
+        # many services and replicas share one Postgres in the suite: keep each pool small
+        "HELPDESK_DB_POOL_MAX": "5",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    support.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+async def drop_db_at_end(run_env: dict[str, str]) -> AsyncIterator[None]:
+    yield
+    await support.drop_database(f"helpdesk_test_{RUN_ID}")
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+
+    @property
+    def rt(self):  # noqa: ANN201
+        return self.app.state.runtime
+
+
+async def start_service(create_app, settings: Settings) -> AsyncIterator[Running]:  # noqa: ANN001
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                     headers={"X-API-Key": API_KEY}) as client:
+            yield Running(app, client, settings)
+
+
+@pytest.fixture(scope="session")
+async def intake(run_env: dict[str, str], drop_db_at_end: None) -> AsyncIterator[Running]:
+    from services.intake.app import create_app
+
+    async for running in start_service(create_app, Settings()):
+        yield running
+
+
+@pytest.fixture
+async def tap(run_env: dict[str, str]) -> AsyncIterator[support.Tap]:
+    async with support.Tap(run_env["AMQP_URL"]) as t:
+        yield t
+
+
+@pytest.fixture
+async def dlq_tap(run_env: dict[str, str]) -> AsyncIterator[support.Tap]:
+    async with support.Tap(run_env["AMQP_URL"], exchange="helpdesk.dlx") as t:
+        yield t
+
+
+@pytest.fixture
+async def publisher(run_env: dict[str, str]) -> AsyncIterator[support.Publisher]:
+    async with support.Publisher(run_env["AMQP_URL"]) as p:
+        yield p
