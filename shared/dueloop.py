@@ -15,6 +15,7 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 MIN_SLEEP_S = 0.02  # due rows another replica holds right now: look again soon, without spinning
+DEAF_SLEEP_S = 1.0  # no LISTEN connection (database restarting, connections exhausted): poll this often
 
 
 class DueLoop:
@@ -42,6 +43,11 @@ class DueLoop:
             with contextlib.suppress(Exception):
                 await self._listener.close()
         self._listener = None
+
+    @property
+    def listening(self) -> bool:
+        """True when a NOTIFY would wake this loop (or it has no channel and relies on its timer)."""
+        return not self.channel or (self._listener is not None and not self._listener.is_closed())
 
     def wake(self) -> None:
         self._wake.set()
@@ -74,6 +80,7 @@ class DueLoop:
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 5.0)
                 continue
-            timeout = self.max_sleep_s if sleep is None else min(max(sleep, MIN_SLEEP_S), self.max_sleep_s)
+            longest = self.max_sleep_s if self.listening else min(self.max_sleep_s, DEAF_SLEEP_S)
+            timeout = longest if sleep is None else min(max(sleep, MIN_SLEEP_S), longest)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -91,7 +91,15 @@ async def test_two_replicas_fire_each_timer_exactly_once(isolated):
                     clocks.append(domain.schedule(c, always, 0.8))
                 async with a.rt.pool.acquire() as conn, conn.transaction():
                     await store.save_clocks(conn, clocks)
-                events = await tap.wait_events(lambda e: True, count=n, timeout=30)
+                try:
+                    events = await tap.wait_events(lambda e: True, count=n, timeout=90)
+                except TimeoutError:  # say which stage stalled: firing, relaying or delivery
+                    async with a.rt.pool.acquire() as conn:
+                        due = await conn.fetchval("SELECT count(*) FROM sla.clocks WHERE fire_at IS NOT NULL"
+                                                  " AND ticket_no = ANY($1)", [c.ticket_no for c in clocks])
+                        unsent = await conn.fetchval("SELECT count(*) FROM sla.outbox WHERE sent_at IS NULL")
+                    pytest.fail(f"{len(tap.events())}/{n} breaches received; {due} timers not fired,"
+                                f" {unsent} outbox rows unsent")
                 await asyncio.sleep(1.0)  # anything fired twice would arrive by now
                 per_ticket = Counter(e.subject for e in tap.events())
                 assert len(per_ticket) == n and set(per_ticket.values()) == {1}
