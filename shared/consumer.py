@@ -20,6 +20,7 @@ from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from shared.batching import SINGLE, Batcher, Batching
 from shared.errors import DomainError
 from shared.topology import DLX, REASON_HEADER
 
@@ -71,10 +72,20 @@ async def dead_letter(broker: RabbitBroker, msg: RabbitMessageType, *, queue: st
 
 def subscribe(
     broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, handler: Handler, *, service: str,
+    batch: Batching | None = None,
 ) -> None:
-    """Subscribe ``handler`` (which receives the raw ``RabbitMessage``) with the ack rules above."""
+    """Subscribe ``handler`` (which receives the raw ``RabbitMessage``) with the ack rules above.
+
+    With ``batch``, deliveries waiting together are handled in one transaction (``shared.batching``);
+    a batch that fails hands each of its messages back to the per-message path below.
+    """
+    batcher = Batcher(batch, handler, service=service, queue=queue.name) if batch else None
 
     async def consume(msg: Any) -> None:
+        if batcher is not None and await batcher.submit(msg) is not SINGLE:
+            await msg.ack()
+            CONSUMED.labels(service, queue.name, "ok").inc()
+            return
         try:
             await handler(msg)
         except (DomainError, ValidationError, UnicodeDecodeError, ValueError) as exc:

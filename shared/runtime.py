@@ -20,7 +20,7 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY
 
-from shared import db, topology
+from shared import batching, db, topology
 from shared.events import EventData
 from shared.http import BodyLimit, install_error_handlers, install_ops_routes
 from shared.outbox import Relay
@@ -49,7 +49,7 @@ class Runtime:
     settings: Settings
     migrations: Path
     broker: RabbitBroker = field(init=False)
-    pool: asyncpg.Pool = field(init=False)
+    base_pool: asyncpg.Pool = field(init=False)
     relay: Relay | None = field(init=False, default=None)
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
@@ -62,6 +62,18 @@ class Runtime:
     def __post_init__(self) -> None:
         self.broker = build_broker(self.settings, self.service)
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's pool; inside a batch of deliveries, the batch's one connection and transaction."""
+        return batching.current_pool() or self.base_pool  # type: ignore[return-value]
+
+    def batching(self) -> batching.Batching | None:
+        """Batched consumption for a queue whose handler keeps no order across messages (``None``: off)."""
+        if self.settings.batch_max <= 1:
+            return None
+        return batching.Batching(lambda: self.base_pool, max_size=self.settings.batch_max,
+                                 parallel=self.settings.batch_parallel)
+
     async def db_ok(self) -> bool:
         return await self.pool.fetchval("SELECT 1") == 1
 
@@ -73,7 +85,7 @@ class Runtime:
         """Bootstrap and migrate the schema, connect, declare topology, start consumers and relay."""
         if self.settings.db_bootstrap:
             await db.bootstrap(self.settings, self.service)
-        self.pool = await db.create_pool(self.settings, self.service)
+        self.base_pool = await db.create_pool(self.settings, self.service)
         try:
             async with self.pool.acquire() as conn:
                 await db.migrate(conn, self.service, self.migrations)
@@ -84,7 +96,7 @@ class Runtime:
             await self.broker.start()
             if self.outbox:
                 self.relay = Relay(
-                    pool=self.pool, broker=self.broker, service=self.service,
+                    pool=self.base_pool, broker=self.broker, service=self.service,
                     listen_dsn=db.role_dsn(self.settings, self.service), batch=self.settings.outbox_batch,
                 )
                 self.relay.start()
@@ -104,7 +116,7 @@ class Runtime:
                 await self.relay.stop()
             with contextlib.suppress(Exception):
                 await self.broker.stop()
-            await self.pool.close()
+            await self.base_pool.close()
 
     async def _every(self, interval: float, hook: Hook) -> None:
         """Run ``hook`` every ``interval`` seconds (housekeeping); a failure is logged, not fatal."""

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     prefetch: int = Field(64, alias="HELPDESK_PREFETCH")
     delivery_limit: int = Field(5, alias="HELPDESK_DELIVERY_LIMIT")
     outbox_batch: int = Field(200, alias="HELPDESK_OUTBOX_BATCH")
+    # Deliveries waiting together on a queue are handled in one transaction: at most this many (1: off),
+    # and this many such transactions at once per queue and process (more than one lets two batches of
+    # one process lock the same tickets in opposite orders: Postgres breaks that deadlock after a second).
+    batch_max: int = Field(32, ge=1, alias="HELPDESK_BATCH_MAX")
+    batch_parallel: int = Field(1, ge=1, alias="HELPDESK_BATCH_PARALLEL")
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")

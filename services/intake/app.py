@@ -46,13 +46,13 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
-              on_intake, service=SERVICE)
+              on_intake, service=SERVICE, batch=rt.batching())
     subscribe(rt.broker, quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit), COMMANDS,
               on_command, service=SERVICE)
     # The timeline takes what the other services say; intake's own events enter it in the transaction
     # that causes them, so binding "#" would only double the broker's work.
     timeline = quorum_queue("intake.timeline", routing_key="ticket.routed", delivery_limit=limit)
-    subscribe(rt.broker, timeline, EVENTS, on_event, service=SERVICE)
+    subscribe(rt.broker, timeline, EVENTS, on_event, service=SERVICE, batch=rt.batching())
     rt.bindings.append((timeline, EVENTS, FOREIGN_EVENTS))
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(lambda r: tickets.refresh_open_gauge(r.pool))

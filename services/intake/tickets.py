@@ -12,6 +12,7 @@ import orjson
 
 from services.intake import domain, metrics, store
 from shared import inbox, outbox
+from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.errors import DomainError, NotFound
 from shared.events import EventData, TicketCreated
@@ -43,7 +44,7 @@ async def create_ticket(
             existing = await store.find_duplicate(
                 conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)
         if existing:
-            metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc()
+            after_commit(metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc)
             return existing, False
     day = domain.numbering_day(now, tz)
     try:
@@ -53,7 +54,7 @@ async def create_ticket(
         await store.ensure_serial_sequence(pool, day=day)
         ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
                                           caller=caller, message_id=message_id)
-    metrics.RECEIVED.labels(msg.channel, transport, "created" if created else "duplicate").inc()
+    after_commit(metrics.RECEIVED.labels(msg.channel, transport, "created" if created else "duplicate").inc)
     return ticket, created
 
 

@@ -8,13 +8,14 @@ from faststream.rabbit.message import RabbitMessage
 from services.notification import planner
 from services.notification.config import RulesConfig
 from services.notification.worker import Worker
+from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.events import EVENT_MODELS
 from shared.runtime import Runtime
 
 
-def build(rt: Runtime, cfg: RulesConfig, worker: Worker):  # noqa: ANN201
+def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
     async def on_event(msg: RabbitMessage) -> None:
         """A ticket, SLA or survey event: the rules file decides who hears of it on which channel;
         the deliveries are stored (one per event, recipient and channel) and sent by the delivery
@@ -26,6 +27,6 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):  # noqa: ANN201
         if not event.ticket_no:
             raise DomainError("data.ticket_no", "required")
         if await planner.plan_event(rt.pool, event=event, cfg=cfg, now=worker.clock()):
-            worker.wake()
+            after_commit(worker.wake)  # in a batch: the deliveries are visible once it commits
 
     return on_event

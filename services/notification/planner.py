@@ -10,6 +10,7 @@ import asyncpg
 from services.notification import domain, metrics, store
 from services.notification.config import RulesConfig
 from shared import inbox
+from shared.batching import after_commit
 from shared.envelope import CloudEvent
 
 CONSUMER = "notification.events"
@@ -32,5 +33,5 @@ async def plan_event(pool: asyncpg.Pool, *, event: CloudEvent, cfg: RulesConfig,
                                         planned=p, context=context, due=now):
                 added.append(p)
     for p in added:
-        metrics.PLANNED.labels(event.type, p.channel).inc()
+        after_commit(metrics.PLANNED.labels(event.type, p.channel).inc)
     return len(added)

@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from shared.batching import after_commit
 from shared.events import CATEGORIES
 from shared.messages import CHANNELS
 
@@ -52,6 +53,9 @@ class Pending:
         self._escalations.append((trigger, str(level)))
 
     def commit(self) -> None:
+        after_commit(self._apply)  # in a batch of deliveries: once the batch has committed
+
+    def _apply(self) -> None:
         for labels in self._created:
             TICKETS_CREATED.labels(*labels).inc()
         for labels in self._decisions:

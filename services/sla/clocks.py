@@ -14,6 +14,7 @@ from services.sla import metrics, store
 from services.sla.domain import Announcement
 from services.sla.lifecycle import Reactor, Ticket
 from shared import inbox, outbox
+from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 
@@ -83,8 +84,7 @@ async def apply_event(pool: asyncpg.Pool, reactor: Reactor, event: CloudEvent, *
         if out.changed:
             await store.save_clocks(conn, [out.clocks[m] for m in sorted(out.changed)])
         await announce(conn, out.announcements)
-    metrics.count(out.announcements)
-    metrics.observe(out.observations)
+    after_commit(lambda: (metrics.count(out.announcements), metrics.observe(out.observations)))
     if out.announcements:
         log.info("sla clocks changed", extra={"ticket_no": event.ticket_no, "cause": event.type,
                                               "announced": [e.type for _, e in out.announcements]})

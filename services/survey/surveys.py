@@ -12,10 +12,18 @@ import asyncpg
 from services.survey import domain, metrics, store
 from services.survey.domain import SurveyAnswer, Timing, Verdict
 from shared import inbox, outbox
+from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.events import (
-    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
-    TicketCreated, TicketReopened, TicketResolved,
+    SurveyCancelled,
+    SurveyCompletedScored,
+    SurveyExpired,
+    SurveyNegativeFlagged,
+    SurveyReminder,
+    SurveySent,
+    TicketCreated,
+    TicketReopened,
+    TicketResolved,
 )
 
 SERVICE = "survey"
@@ -88,9 +96,9 @@ async def schedule(pool: asyncpg.Pool, policy: Policy, *, event: CloudEvent, now
         if domain.next_step(row, now) == "send":
             row = await _send(conn, policy, row, now)
     if was_sent is not None:
-        metrics.CANCELLED.labels(str(was_sent).lower()).inc()
+        after_commit(metrics.CANCELLED.labels(str(was_sent).lower()).inc)
     if row["status"] == "sent":
-        metrics.SENT.labels(str(row["complaint"]).lower()).inc()
+        after_commit(metrics.SENT.labels(str(row["complaint"]).lower()).inc)
     return row["status"]
 
 
@@ -108,7 +116,7 @@ async def cancel_on_reopen(pool: asyncpg.Pool, *, event: CloudEvent, now: dateti
         if not domain.reopen_withdraws(seq=seq, live_seq=live["resolution_seq"] if live else None):
             return False
         was_sent = await _withdraw(conn, live, reason=f"ticket reopened: {data.reason}", now=now)
-    metrics.CANCELLED.labels(str(was_sent).lower()).inc()
+    after_commit(metrics.CANCELLED.labels(str(was_sent).lower()).inc)
     return True
 
 
