@@ -264,16 +264,45 @@ class DeadLetters:
 
     async def __aenter__(self) -> DeadLetters:
         self.conn = await aio_pika.connect_robust(self.amqp_url)
-        ch = await self.conn.channel()
-        await ch.set_qos(prefetch_count=500)
-        dlx = await ch.declare_exchange("helpdesk.dlx", aio_pika.ExchangeType.TOPIC, durable=True)
-        # Same arguments as shared.topology.dead_letter_queue(), so whoever declares first wins nothing.
-        queue = await ch.declare_queue("helpdesk.dead-letters", durable=True, arguments={"x-queue-type": "quorum"})
-        await queue.bind(dlx, routing_key="#")
-        await queue.consume(self._on)
+        await self._consume()
+        self._watch = asyncio.create_task(self._watchdog())
         return self
 
+    async def _consume(self) -> None:
+        self.channel = await self.conn.channel()
+        await self.channel.set_qos(prefetch_count=500)
+        dlx = await self.channel.declare_exchange("helpdesk.dlx", aio_pika.ExchangeType.TOPIC, durable=True)
+        # Same arguments as shared.topology.dead_letter_queue(), so whoever declares first wins nothing.
+        queue = await self.channel.declare_queue("helpdesk.dead-letters", durable=True,
+                                                 arguments={"x-queue-type": "quorum"})
+        await queue.bind(dlx, routing_key="#")
+        await queue.consume(self._on)
+
+    async def _watchdog(self) -> None:
+        """After a broker restart the robust channel may come back without its consumer (the quorum
+        queue had no leader yet when it was restored): look every 2 s and consume again if so."""
+        while True:
+            await asyncio.sleep(2)
+            try:
+                ch = await self.conn.channel()
+                try:
+                    q = await ch.declare_queue("helpdesk.dead-letters", passive=True)
+                    consumers = q.declaration_result.consumer_count
+                finally:
+                    await ch.close()
+                if consumers == 0:
+                    with contextlib.suppress(Exception):
+                        await self.channel.close()
+                    await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001,S112 - the broker is down: look again later
+                continue
+
     async def __aexit__(self, *exc: Any) -> None:
+        self._watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watch
         await self.conn.close()
 
     async def _on(self, msg: aio_pika.abc.AbstractIncomingMessage) -> None:
