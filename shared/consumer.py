@@ -94,7 +94,7 @@ def subscribe(
             await dead_letter(broker, msg, queue=queue.name, reason=reason)
             await msg.ack()
             CONSUMED.labels(service, queue.name, "dead_lettered").inc()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - infrastructure trouble: retried
             attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
             log.warning("message failed, will retry", extra={"queue": queue.name, "error": repr(exc),
                                                              "attempt": attempt + 1})

@@ -75,7 +75,7 @@ class DueLoop:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the work stays in its rows
                 self.on_error(exc)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 5.0)

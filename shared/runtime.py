@@ -124,7 +124,7 @@ class Runtime:
             await asyncio.sleep(interval)
             try:
                 await hook(self)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - housekeeping must not stop the service
                 log.warning("periodic task failed", extra={"task": getattr(hook, "__name__", "?"),
                                                            "error": repr(exc)})
 

@@ -9,8 +9,8 @@ from faststream.rabbit.message import RabbitMessage
 from services.intake import tickets
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
-from shared.messages import COMMANDS, IntakeTicket
 from shared.keyed_lock import KeyedLock
+from shared.messages import COMMANDS, IntakeTicket
 from shared.runtime import Runtime
 
 

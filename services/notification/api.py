@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request
 from services.notification import store
 from shared.auth import Caller
 
-
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 

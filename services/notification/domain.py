@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
-from services.notification.config import QuietHours, RateLimit, RetryConfig, RulesConfig, RuleConfig, StaffConfig
+from services.notification.config import QuietHours, RateLimit, RetryConfig, RuleConfig, RulesConfig, StaffConfig
 from shared.masking import mask_email, mask_phone
 
 CUSTOMER = "customer"

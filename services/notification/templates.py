@@ -25,7 +25,7 @@ class Rendered:
     text: str
 
 
-def _local(tz: ZoneInfo):  # noqa: ANN202
+def _local(tz: ZoneInfo):
     def local(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
         if value in (None, ""):
             return ""

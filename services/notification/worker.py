@@ -90,7 +90,7 @@ class Worker:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # database or broker down: rows stay, try again
+            except Exception as exc:  # noqa: BLE001 - database or broker down: rows stay, try again
                 log.warning("delivery pass failed", extra={"error": repr(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -175,7 +175,7 @@ class Worker:
                                             row["template"], recipient, message))
             except DeliveryError as exc:
                 error = exc
-            except Exception as exc:  # a bug or an odd peer: retry, the limit still applies
+            except Exception as exc:  # noqa: BLE001 - a bug or an odd peer: retry, the limit still applies
                 error = DeliveryError(f"{type(exc).__name__}: {exc}"[:300])
             elapsed = time.perf_counter() - started
         metrics.SEND_SECONDS.labels(row["channel"]).observe(elapsed)

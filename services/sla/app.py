@@ -16,8 +16,8 @@ from services.sla import clocks, handlers, policy
 from services.sla.firing import Timers
 from services.sla.lifecycle import Reactor
 from shared import db
-from shared.consumer import subscribe
 from shared.auth import Caller
+from shared.consumer import subscribe
 from shared.errors import NotFound
 from shared.messages import TICKET_NO_PATTERN
 from shared.runtime import Runtime

@@ -15,6 +15,7 @@ Pure: no I/O beyond the ``holidays`` package's tables.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -134,7 +135,7 @@ def check_spans(spans: Iterable[Span]) -> list[Span]:
     for a, b in out:
         if not 0 <= a < b <= 1440:
             raise ValueError(f"working span {fmt(a)}-{fmt(b)} is not within one day")
-    for (_, b1), (a2, _) in zip(out, out[1:], strict=False):
+    for (_, b1), (a2, _) in itertools.pairwise(out):
         if a2 < b1:
             raise ValueError(f"working spans overlap at {fmt(a2)}")
     return out

@@ -15,11 +15,10 @@ import logging
 
 import asyncpg
 
-from shared.dueloop import DueLoop
-
 from services.sla import domain, metrics, store
 from services.sla.clocks import announce
 from services.sla.lifecycle import Reactor
+from shared.dueloop import DueLoop
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from shared.envelope import CloudEvent
 from shared.runtime import Runtime
 
 
-def build(rt: Runtime, reactor: Reactor):  # noqa: ANN201
+def build(rt: Runtime, reactor: Reactor):
     async def on_ticket_event(msg: RabbitMessage) -> None:
         """Ticket lifecycle events (``ticket.*``) and ``survey.negative`` start, pause, resume,
         re-target and stop the ticket's SLA clocks; announcements go out as ``sla.started``,

@@ -28,8 +28,17 @@ from services.sla.domain import Announcement, Clock
 from services.sla.policy import Policies
 from shared.errors import DomainError
 from shared.events import (
-    SurveyNegative, TicketClosed, TicketCreated, TicketProgressed, TicketReopened, TicketReprioritized,
-    TicketResolved, TicketResponded, TicketResumed, TicketRouted, TicketWaiting,
+    SurveyNegative,
+    TicketClosed,
+    TicketCreated,
+    TicketProgressed,
+    TicketReopened,
+    TicketReprioritized,
+    TicketResolved,
+    TicketResponded,
+    TicketResumed,
+    TicketRouted,
+    TicketWaiting,
 )
 
 TICKET_CLOCKS = ("first_response", "resolution")
@@ -102,7 +111,7 @@ class Reactor:
         return out
 
     # -- helpers ---------------------------------------------------------------------------
-    def cal(self, c: Clock):  # noqa: ANN201
+    def cal(self, c: Clock):
         return self.p.calendars.get(c.calendar) or self.p.calendar(self.p.spec.priorities["P1"].calendar)
 
     def _at(self, out: Outcome, at: datetime, event_type: str) -> datetime:
@@ -112,7 +121,7 @@ class Reactor:
                                          f"({received.isoformat()})")
         return at
 
-    def _target(self, metric: str, t: Ticket):  # noqa: ANN202
+    def _target(self, metric: str, t: Ticket):
         prio = t.priority or self.p.unrouted_priority
         return prio, self.p.target(metric, priority=prio, category=t.category, tier=t.tier)
 

@@ -37,11 +37,11 @@ class UnsupportedMedia(DomainError):
     status = 415
 
 
-def _ctx(request: Request):  # noqa: ANN202
+def _ctx(request: Request):
     return request.app.state.runtime, request.app.state.policy
 
 
-async def _find(request: Request, token: str):  # noqa: ANN202
+async def _find(request: Request, token: str):
     rt, _ = _ctx(request)
     return await surveys.find(rt.pool, token=token) if TOKEN.match(token) else None
 
