@@ -9,16 +9,8 @@ from fastapi import FastAPI
 from services.intake import api, handlers, tickets
 from shared.consumer import subscribe
 from shared.events import (
-    TicketClosed,
-    TicketCreated,
-    TicketEscalationRequested,
-    TicketProgressed,
-    TicketReopened,
-    TicketReprioritized,
-    TicketResolved,
-    TicketResponded,
-    TicketResumed,
-    TicketWaiting,
+    TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
+    TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
 )
 from shared.runtime import Runtime
 from shared.settings import Settings

@@ -10,32 +10,13 @@ from zoneinfo import ZoneInfo
 
 from shared.errors import Conflict, DomainError
 from shared.events import (
-    EventData,
-    MaskedCustomer,
-    TicketClosed,
-    TicketEscalationRequested,
-    TicketProgressed,
-    TicketReopened,
-    TicketReprioritized,
-    TicketResolved,
-    TicketResponded,
-    TicketResumed,
-    TicketWaiting,
+    EventData, MaskedCustomer, TicketClosed, TicketEscalationRequested, TicketProgressed, TicketReopened,
+    TicketReprioritized, TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
 )
 from shared.masking import mask_email, mask_phone
 from shared.messages import (
-    CloseTicket,
-    Command,
-    Customer,
-    EscalateTicket,
-    IntakeTicket,
-    ProgressTicket,
-    ReopenTicket,
-    ReprioritizeTicket,
-    ResolveTicket,
-    RespondTicket,
-    ResumeTicket,
-    WaitTicket,
+    CloseTicket, Command, Customer, EscalateTicket, IntakeTicket, ProgressTicket, ReopenTicket, ReprioritizeTicket,
+    ResolveTicket, RespondTicket, ResumeTicket, WaitTicket,
 )
 
 STATUSES = ("new", "assigned", "in_progress", "waiting", "resolved", "closed")

@@ -28,17 +28,8 @@ from services.sla.domain import Announcement, Clock
 from services.sla.policy import Policies
 from shared.errors import DomainError
 from shared.events import (
-    SurveyNegative,
-    TicketClosed,
-    TicketCreated,
-    TicketProgressed,
-    TicketReopened,
-    TicketReprioritized,
-    TicketResolved,
-    TicketResponded,
-    TicketResumed,
-    TicketRouted,
-    TicketWaiting,
+    SurveyNegative, TicketClosed, TicketCreated, TicketProgressed, TicketReopened, TicketReprioritized, TicketResolved,
+    TicketResponded, TicketResumed, TicketRouted, TicketWaiting,
 )
 
 TICKET_CLOCKS = ("first_response", "resolution")

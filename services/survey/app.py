@@ -15,12 +15,7 @@ from services.survey.surveys import Policy
 from shared import db
 from shared.consumer import subscribe
 from shared.events import (
-    SurveyCancelled,
-    SurveyCompletedScored,
-    SurveyExpired,
-    SurveyNegativeFlagged,
-    SurveyReminder,
-    SurveySent,
+    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
 )
 from shared.runtime import Runtime
 from shared.settings import Settings

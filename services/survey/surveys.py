@@ -15,15 +15,8 @@ from shared import inbox, outbox
 from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.events import (
-    SurveyCancelled,
-    SurveyCompletedScored,
-    SurveyExpired,
-    SurveyNegativeFlagged,
-    SurveyReminder,
-    SurveySent,
-    TicketCreated,
-    TicketReopened,
-    TicketResolved,
+    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
+    TicketCreated, TicketReopened, TicketResolved,
 )
 
 SERVICE = "survey"
