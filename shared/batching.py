@@ -10,13 +10,14 @@ another on **one connection in one transaction**:
   ``acquire()`` yields the batch's connection and whose nested ``transaction()`` joins the batch's;
 * every delivery of the batch is acked only after the batch commits;
 * if anything in the batch fails (a poison message, a lock timeout, a deadlock with a replica), the
-  batch rolls back and **every message of it is handled again alone**, by the ordinary per-message
-  path with its own transaction, retry and dead-letter rules. So a batch changes how often we
-  commit, never what is committed: a message is acked only after a commit that includes its effect;
+  batch rolls back and **every message of it is handled again alone**, in arrival order, by the
+  ordinary per-message path with its own transaction, retry and dead-letter rules. So a batch
+  changes how often we commit, never what is committed: a message is acked only after a commit
+  that includes its effect;
 * effects outside the database (waking a worker, counting a metric) go through
   :func:`after_commit`, which runs them after the commit, or at once outside a batch.
-A message that arrives alone is a batch of one. The batches of a queue run one after another (or
-``parallel`` at a time): while one runs, the deliveries behind it gather into the next.
+A message that arrives alone takes the ordinary path at once. The batches of a queue run one after
+another (or ``parallel`` at a time): while one runs, the deliveries behind it gather into the next.
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ BATCHES = Counter("helpdesk_consumer_batches_total", "Batches of deliveries hand
                   ["service", "queue", "outcome"])
 BATCH_SIZE = Histogram("helpdesk_consumer_batch_size", "Deliveries per batch transaction", ["service", "queue"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-
-SINGLE = object()  # outcome: handle this message alone, on the ordinary path
 
 
 class _Joined:
@@ -65,7 +64,8 @@ class BatchConnection:
 
 
 class BatchPool:
-    """Stands in for the service's pool while a batch runs: one connection, one transaction."""
+    """Stands in for the service's pool while a batch runs: ``acquire()`` yields the batch's one
+    connection, and ``fetch``/``execute``/… run on it, as they would on a pooled one."""
 
     def __init__(self, conn: Any, base: Any = None) -> None:
         self.conn, self.base = BatchConnection(conn), base  # base: the service's pool it stands in for
@@ -74,20 +74,8 @@ class BatchPool:
     async def acquire(self, **_: Any) -> AsyncIterator[BatchConnection]:
         yield self.conn
 
-    async def execute(self, *args: Any, **kw: Any) -> Any:
-        return await self.conn.execute(*args, **kw)
-
-    async def executemany(self, *args: Any, **kw: Any) -> Any:
-        return await self.conn.executemany(*args, **kw)
-
-    async def fetch(self, *args: Any, **kw: Any) -> Any:
-        return await self.conn.fetch(*args, **kw)
-
-    async def fetchrow(self, *args: Any, **kw: Any) -> Any:
-        return await self.conn.fetchrow(*args, **kw)
-
-    async def fetchval(self, *args: Any, **kw: Any) -> Any:
-        return await self.conn.fetchval(*args, **kw)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
 
 
 @dataclass
@@ -124,26 +112,33 @@ class Batching:
     parallel: int = 1
 
 
+Settle = Callable[[Any], Awaitable[None]]
+
+
 class Batcher:
-    def __init__(self, cfg: Batching, handler: Callable[[Any], Awaitable[None]], *, service: str,
+    """Runs a queue's deliveries in batches. ``committed`` settles a message whose batch committed (ack);
+    ``alone`` is the ordinary per-message path (own transaction, then ack, retry or dead letter)."""
+
+    def __init__(self, cfg: Batching, handler: Settle, *, committed: Settle, alone: Settle, service: str,
                  queue: str) -> None:
-        self.cfg, self.handler, self.service, self.queue = cfg, handler, service, queue
-        self._pending: list[tuple[Any, asyncio.Future[object]]] = []
-        self._runners = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.cfg, self.handler, self.committed, self.alone = cfg, handler, committed, alone
+        self.service, self.queue = service, queue
+        self._pending: list[tuple[Any, asyncio.Future[None]]] = []
+        self._runners = 0  # counted here, not from _tasks: a finishing runner leaves _tasks a bit later
+        self._tasks: set[asyncio.Task[None]] = set()  # references, so running batches are not collected
         for outcome in ("committed", "rolled_back"):
             BATCHES.labels(service, queue, outcome)
 
-    async def submit(self, msg: Any) -> object:
-        """``None`` once ``msg``'s effect is committed in a batch; :data:`SINGLE` to handle it alone."""
-        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    async def submit(self, msg: Any) -> None:
+        """Returns once ``msg`` is settled: acked after its batch committed, or handled alone."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((msg, fut))
         if self._runners < self.cfg.parallel:
             self._runners += 1
             task = asyncio.create_task(self._run())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await fut
+        await fut
 
     async def _run(self) -> None:
         try:
@@ -151,22 +146,35 @@ class Batcher:
             while self._pending:
                 batch = self._pending[: self.cfg.max_size]
                 del self._pending[: self.cfg.max_size]
-                outcome = await self._handle(batch)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(outcome)
+                try:
+                    await self._settle([msg for msg, _ in batch])
+                finally:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
         finally:
             self._runners -= 1
 
-    async def _handle(self, batch: list[tuple[Any, asyncio.Future[object]]]) -> object:
-        scope: _Scope | None = None
+    async def _settle(self, msgs: list[Any]) -> None:
+        # One message gains nothing from a batch; a failed batch is handled again alone, in arrival order.
+        step = self.committed if len(msgs) > 1 and await self._commit(msgs) else self.alone
+        for msg in msgs:
+            try:
+                await step(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an ack on a lost channel: the broker redelivers it
+                log.warning("could not settle a delivery", extra={"queue": self.queue, "error": repr(exc)})
+
+    async def _commit(self, msgs: list[Any]) -> bool:
+        """Run every handler of the batch in one transaction; False if it rolled back."""
+        base = self.cfg.pool()
+        after: list[Callable[[], None]] = []
         try:
-            base = self.cfg.pool()
             async with base.acquire() as conn, conn.transaction():
-                scope = _Scope(BatchPool(conn, base))
-                token = _scope.set(scope)
+                token = _scope.set(_Scope(BatchPool(conn, base), after))
                 try:
-                    for msg, _ in batch:
+                    for msg in msgs:
                         await self.handler(msg)
                 finally:
                     _scope.reset(token)
@@ -174,14 +182,14 @@ class Batcher:
             raise
         except Exception as exc:  # noqa: BLE001 - each message again, alone: its own transaction, retry, dead letter
             log.info("batch rolled back; handling its messages one by one",
-                     extra={"queue": self.queue, "size": len(batch), "error": repr(exc)})
+                     extra={"queue": self.queue, "size": len(msgs), "error": repr(exc)})
             BATCHES.labels(self.service, self.queue, "rolled_back").inc()
-            return SINGLE
+            return False
         BATCHES.labels(self.service, self.queue, "committed").inc()
-        BATCH_SIZE.labels(self.service, self.queue).observe(len(batch))
-        for fn in scope.after:
+        BATCH_SIZE.labels(self.service, self.queue).observe(len(msgs))
+        for fn in after:
             try:
                 fn()
             except Exception as exc:  # noqa: BLE001 - committed already: an after-commit effect must not undo the acks
                 log.warning("after-commit hook failed", extra={"queue": self.queue, "error": repr(exc)})
-        return None
+        return True

@@ -20,7 +20,7 @@ from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from shared.batching import SINGLE, Batcher, Batching
+from shared.batching import Batcher, Batching
 from shared.errors import DomainError
 from shared.topology import DLX, REASON_HEADER
 
@@ -77,15 +77,14 @@ def subscribe(
     """Subscribe ``handler`` (which receives the raw ``RabbitMessage``) with the ack rules above.
 
     With ``batch``, deliveries waiting together are handled in one transaction (``shared.batching``);
-    a batch that fails hands each of its messages back to the per-message path below.
+    a batch that fails hands each of its messages to ``alone``, the per-message path below.
     """
-    batcher = Batcher(batch, handler, service=service, queue=queue.name) if batch else None
 
-    async def consume(msg: Any) -> None:
-        if batcher is not None and await batcher.submit(msg) is not SINGLE:
-            await msg.ack()
-            CONSUMED.labels(service, queue.name, "ok").inc()
-            return
+    async def acked(msg: Any) -> None:
+        await msg.ack()
+        CONSUMED.labels(service, queue.name, "ok").inc()
+
+    async def alone(msg: Any) -> None:
         try:
             await handler(msg)
         except (DomainError, ValidationError, UnicodeDecodeError, ValueError) as exc:
@@ -102,8 +101,13 @@ def subscribe(
             await msg.nack(requeue=True)
             CONSUMED.labels(service, queue.name, "retried").inc()
         else:
-            await msg.ack()
-            CONSUMED.labels(service, queue.name, "ok").inc()
+            await acked(msg)
+
+    batcher = (Batcher(batch, handler, committed=acked, alone=alone, service=service, queue=queue.name)
+               if batch else None)
+
+    async def consume(msg: Any) -> None:
+        await (batcher.submit(msg) if batcher else alone(msg))
 
     for outcome in ("ok", "retried", "dead_lettered"):  # series exist from the start (increase() needs it)
         CONSUMED.labels(service, queue.name, outcome)

@@ -84,7 +84,8 @@ async def apply_event(pool: asyncpg.Pool, reactor: Reactor, event: CloudEvent, *
         if out.changed:
             await store.save_clocks(conn, [out.clocks[m] for m in sorted(out.changed)])
         await announce(conn, out.announcements)
-    after_commit(lambda: (metrics.count(out.announcements), metrics.observe(out.observations)))
+    after_commit(lambda: metrics.count(out.announcements))
+    after_commit(lambda: metrics.observe(out.observations))
     if out.announcements:
         log.info("sla clocks changed", extra={"ticket_no": event.ticket_no, "cause": event.type,
                                               "announced": [e.type for _, e in out.announcements]})

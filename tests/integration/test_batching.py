@@ -9,9 +9,10 @@ import uuid
 
 import asyncpg
 from faststream.rabbit import RabbitBroker
+from prometheus_client import REGISTRY
 
 from shared import batching, topology
-from shared.batching import BATCHES, Batching, after_commit
+from shared.batching import Batching, after_commit
 from shared.consumer import subscribe
 from shared.errors import DomainError
 
@@ -42,8 +43,11 @@ async def test_batch_commits_together_and_a_poison_message_falls_back_to_one_by_
     await broker.connect()
     await topology.declare_all(broker)
     await broker.start()
-    committed0 = BATCHES.labels("test", queue.name, "committed")._value.get()
-    rolled0 = BATCHES.labels("test", queue.name, "rolled_back")._value.get()
+    def batches(outcome: str) -> float:
+        return REGISTRY.get_sample_value("helpdesk_consumer_batches_total",
+                                         {"service": "test", "queue": queue.name, "outcome": outcome}) or 0.0
+
+    committed0, rolled0 = batches("committed"), batches("rolled_back")
     try:
         bodies = [f"m{i}" for i in range(60)]
         for i, body in enumerate(bodies):
@@ -62,8 +66,8 @@ async def test_batch_commits_together_and_a_poison_message_falls_back_to_one_by_
         rows = [r["body"] for r in await pool.fetch(f"SELECT body FROM public.{name}")]
         assert sorted(rows) == sorted(bodies)  # each applied once (the primary key forbids twice)
         assert sorted(counted) == sorted(bodies)  # after-commit effects: once each, none from the rollback
-        assert BATCHES.labels("test", queue.name, "committed")._value.get() > committed0
-        assert BATCHES.labels("test", queue.name, "rolled_back")._value.get() == rolled0 + 1
+        assert batches("committed") > committed0
+        assert batches("rolled_back") == rolled0 + 1
     finally:
         await broker.stop()
         await pool.execute(f"DROP TABLE IF EXISTS public.{name}")
