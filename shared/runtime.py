@@ -43,6 +43,17 @@ def build_broker(settings: Settings, service: str) -> RabbitBroker:
     )
 
 
+STOP_TIMEOUT_S = 20.0  # each shutdown step; longer than the broker's graceful_timeout (15 s)
+
+
+async def _bounded(step: Awaitable[None], what: str) -> None:
+    """A shutdown step that may not hang the stop: after ``STOP_TIMEOUT_S`` it is abandoned, logged."""
+    try:
+        await asyncio.wait_for(step, STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("shutdown step timed out", extra={"step": what})
+
+
 @dataclass
 class Runtime:
     service: str
@@ -113,10 +124,14 @@ class Runtime:
                 with contextlib.suppress(Exception):
                     await hook(self)
             if self.relay:
-                await self.relay.stop()
+                await _bounded(self.relay.stop(), "outbox relay")
             with contextlib.suppress(Exception):
-                await self.broker.stop()
-            await self.base_pool.close()
+                await _bounded(self.broker.stop(), "broker")  # waits up to graceful_timeout for handlers
+            try:
+                await asyncio.wait_for(self.base_pool.close(), STOP_TIMEOUT_S)
+            except TimeoutError:  # a connection never released: drop them all rather than hang the stop
+                log.warning("pool did not close in time; terminating its connections")
+                self.base_pool.terminate()
 
     async def _every(self, interval: float, hook: Hook) -> None:
         """Run ``hook`` every ``interval`` seconds (housekeeping); a failure is logged, not fatal."""

@@ -89,16 +89,16 @@ async def test_numbers_unique_across_two_intake_replicas(intake, run_env):
     from tests.conftest import start_service
 
     gen = start_service(create_app, Settings())
-    second = await gen.__anext__()
+    second = await asyncio.wait_for(gen.__anext__(), 60)  # bounded: a hang fails here, naming the stage
     try:
         bodies = [ticket(external_id=None) for _ in range(40)]
-        rs = await asyncio.gather(*(
+        rs = await asyncio.wait_for(asyncio.gather(*(
             (intake if i % 2 else second).client.post("/v1/tickets", json=b) for i, b in enumerate(bodies)
-        ))
+        )), 60)
         numbers = [r.json()["ticket_no"] for r in rs]
         assert len(set(numbers)) == 40
     finally:
-        await gen.aclose()
+        await asyncio.wait_for(gen.aclose(), 60)
 
 
 async def test_serial_restarts_each_day(intake):
