@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
+SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005,
+                 "review": 8006}
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
+    # ---- review: the event log (a RabbitMQ stream every service declares, so it exists before any event)
+    # Retention: RabbitMQ's x-max-age units (Y, M, D, h, m, s); and a size cap in bytes (x-max-length-bytes).
+    event_log_max_age: str = Field("2Y", pattern=r"^\d+[YMDhms]$", alias="HELPDESK_EVENT_LOG_MAX_AGE")
+    event_log_max_bytes: int = Field(200 * 1024**3, gt=0, alias="HELPDESK_EVENT_LOG_MAX_BYTES")
 
     @cached_property
     def tz(self) -> ZoneInfo:
