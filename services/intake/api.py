@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.intake import tickets
+from services.intake import usecases
 from shared.auth import Caller
 from shared.errors import NotFound
 from shared.http import error_body
@@ -37,7 +37,7 @@ async def create(
     """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
-    ticket, created = await tickets.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who, transport="http",
+    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who, transport="http",
                                                   message_id=idempotency_key)
     if not created:
         response.status_code = 200
@@ -48,13 +48,13 @@ async def create(
 @router.get("/{ticket_no}", summary="A ticket: status, assignment, SLA state and its whole timeline")
 async def get_ticket(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
     _check_no(ticket_no)
-    return await tickets.view(_runtime(request).pool, ticket_no=ticket_no)
+    return await usecases.view(_runtime(request).pool, ticket_no=ticket_no)
 
 
 @router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
 async def get_contact(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
     _check_no(ticket_no)
-    return await tickets.contact(_runtime(request).pool, ticket_no=ticket_no)
+    return await usecases.contact(_runtime(request).pool, ticket_no=ticket_no)
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))
@@ -75,5 +75,5 @@ async def command(
                   for e in exc.errors(include_url=False)]
         return JSONResponse(error_body(errors), status_code=422)
     rt = _runtime(request)
-    await tickets.apply_command(rt.pool, action=action, cmd=cmd, caller=who)
-    return await tickets.view(rt.pool, ticket_no=ticket_no)
+    await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who)
+    return await usecases.view(rt.pool, ticket_no=ticket_no)

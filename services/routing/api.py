@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.routing import roster
+from services.routing.usecases import roster
 from services.routing.config import AgentSpec, RuleSet
 from shared.auth import Caller
 from shared.errors import DomainError
