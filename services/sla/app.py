@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,7 +16,7 @@ from services.sla import handlers, policy, usecases
 from services.sla.worker import Timers
 from services.sla.lifecycle import Reactor
 from shared import db
-from shared.auth import Caller
+from shared.auth import Principal, require
 from shared.consumer import subscribe
 from shared.errors import NotFound
 from shared.messages import TICKET_NO_PATTERN
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = rt.fastapi(title="helpdesk sla", description=DESCRIPTION)
 
     @app.get("/v1/sla/{ticket_no}", tags=["sla"], summary="A ticket's SLA clocks: targets, deadlines, state")
-    async def ticket_clocks(ticket_no: str, who: Caller) -> dict[str, Any]:
+    async def ticket_clocks(ticket_no: str, who: Annotated[Principal, Depends(require("agent", "analyst"))]) -> dict[str, Any]:
         if not re.fullmatch(TICKET_NO_PATTERN, ticket_no):
             raise NotFound("ticket_no", f"{ticket_no!r} is not a ticket number")
         found = await usecases.view(rt.pool, ticket_no=ticket_no)
