@@ -38,7 +38,8 @@ async def create(
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
     ticket, created = await tickets.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who, transport="http",
-                                                  message_id=idempotency_key)
+                                                  message_id=idempotency_key,
+                                                  key_secret=rt.settings.customer_key_secret)
     if not created:
         response.status_code = 200
     return {"ticket_no": ticket["ticket_no"], "status": ticket["status"], "created": created,
