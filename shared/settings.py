@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
+    # ---- personal data (privacy, README "Data protection") ----
+    # Key of the customer_key HMAC: the same in every service and never changed (keys would change).
+    customer_key_secret: str = Field("helpdesk-dev-customer-key", alias="HELPDESK_CUSTOMER_KEY_SECRET")
 
     @cached_property
     def tz(self) -> ZoneInfo:

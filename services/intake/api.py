@@ -46,7 +46,8 @@ async def create(
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
     ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name, transport="http",
-                                                  message_id=idempotency_key)
+                                                  message_id=idempotency_key,
+                                                  key_secret=rt.settings.customer_key_secret)
     if not created:
         response.status_code = 200
     return {"ticket_no": ticket["ticket_no"], "status": ticket["status"], "created": created,

@@ -38,7 +38,8 @@ def build(rt: Runtime):
         ticket = IntakeTicket.model_validate(body)
         caller = (msg.headers or {}).get("x-caller") or f"amqp:{ticket.channel}"
         await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
-                                    message_id=msg.raw_message.message_id)
+                                    message_id=msg.raw_message.message_id,
+                                    key_secret=rt.settings.customer_key_secret)
 
     async def on_command(msg: RabbitMessage) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
