@@ -104,9 +104,10 @@ def shuffled_with_copies(events: list[CloudEvent]) -> list[CloudEvent]:
 async def scenario(run_env, intake, routing, sla, survey, review) -> dict[str, Any]:  # noqa: ANN001
     async with support.Tap(run_env["AMQP_URL"]) as tap:
         driven = []
-        for period in (OCT, NOV):
+        # the two months' complaints (same phone, so the same customer_key) are 23 days apart: a repeat
+        for period, day in ((OCT, 10), (NOV, 2)):
             start, _ = bounds(period)
-            driven += await drive(intake, survey, tap, start.replace(day=10, hour=10), period)
+            driven += await drive(intake, survey, tap, start.replace(day=day, hour=10), period)
         await quiet(tap)
         seen = tap.events(lambda e: bool(e.data.get("ticket_no")))
     synthetic = [e for p in (OCT, NOV) for t in month_of_tickets(*map(int, p.split("-")), key_prefix=p)
@@ -195,6 +196,9 @@ async def test_tickets_behind_a_figure(scenario, review):
     t = r.json()
     assert round(t["counted"] / t["measured"], 4) == body["metrics"]["fcr_rate"]["value"]
     assert len(t["tickets"]) == t["measured"] and sum(x["counts"] for x in t["tickets"]) == t["counted"]
+    r = await review.client.get(f"/v1/reviews/{NOV}/tickets", params={"metric": "repeat_complaint_rate"})
+    repeats = {x["ticket_no"] for x in r.json()["tickets"] if x["counts"]}
+    assert scenario["driven"][4] in repeats  # November's driven complaint: customer_key from intake
     r = await review.client.get(f"/v1/reviews/{NOV}/tickets", params={"metric": "categories.fault"})
     assert r.json()["measured"] == body["metrics"]["categories"]["fault"]["value"]
     r = await review.client.get(f"/v1/reviews/{NOV}/tickets", params={"metric": "no_such_figure"})
