@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,13 +35,18 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
     """The review of ``period`` computed now from the facts (the contract's shape, plus extras)."""
     prev = period.previous()
     months = periods.trend_months(period)
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        cur_s, prev_s = await _stats(conn, period, tz, now), await _stats(conn, prev, tz, now)
+    following = period.following()
+
+    async def rest(conn: asyncpg.Connection) -> tuple[Any, Any, Any]:
         trend = await store.trend(conn, start=months[0].start(tz), end=months[-1].end(tz), tz=tz.key)
         actions = await store.actions_for_period(conn, period=period.name)
-        following = period.following()
-        next_values = (figures.values(await _stats(conn, following, tz, now))
-                       if following.start(tz) <= now and actions else None)
+        nxt = (figures.values(await _stats(conn, following, tz, now))
+               if following.start(tz) <= now and actions else None)
+        return trend, actions, nxt
+
+    async with store.consistent(pool, 3) as (c1, c2, c3):  # one snapshot, three queries at once
+        cur_s, prev_s, (trend, actions, next_values) = await asyncio.gather(
+            _stats(c1, period, tz, now), _stats(c2, prev, tz, now), rest(c3))
     cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)
     return {
         "period": period.name, "previous_period": prev.name, "tz": tz.key, "kind": period.kind,

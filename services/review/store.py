@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -108,16 +110,20 @@ FROM {S}.facts WHERE {_IN}"""
 
 DIMENSIONS = ("channel", "category", "priority", "department", "agent")
 _GROUPS = f"""
-SELECT GROUPING(channel, category, priority, department, agent) AS g, channel, category, priority, department, agent,
+SELECT GROUPING(channel, category, priority, department, agent, sub_item) AS g, channel, category, priority,
+       department, agent, sub_item,
        count(*) AS tickets, count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n,
        coalesce(sum(res_us), 0) AS res_sum, count(first_resolved_at) AS resolved,
        count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
        count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n,
        count(*) FILTER (WHERE res_sla = 'met') AS res_met, count(res_sla) AS res_sla_n
 FROM {S}.facts WHERE {_IN}
-GROUP BY GROUPING SETS ((channel), (category), (priority), (department), (agent))"""
-
-_TOP = f"SELECT category, sub_item, count(*) AS n FROM {S}.facts WHERE {_IN} GROUP BY category, sub_item"
+GROUP BY GROUPING SETS ((channel), (category), (priority), (department), (agent), (category, sub_item))"""
+# GROUPING() bit masks (1 = not grouped by; the first argument is the highest bit) -> which set a row is
+_ALL6 = 0b111111
+_SET_OF = {_ALL6 ^ (1 << (5 - i)): dim for i, dim in enumerate(("channel", "category", "priority", "department",
+                                                              "agent"))}
+_SUB_ITEMS = _ALL6 ^ (1 << 4) ^ 1
 
 _COMPLAINTS = f"""
 SELECT GROUPING(complaint_type, responsibility, complaint_department) AS g, complaint_type, responsibility,
@@ -136,17 +142,32 @@ WHERE c.complaint AND c.received_at >= $1 AND c.received_at < $2 AND c.customer_
 # Open at E: received before E, not closed before E, and not resolved at E (no resolution before E,
 # or a reopen after the last one).
 _OPEN_AT = """f.received_at < $1 AND (f.closed_at IS NULL OR f.closed_at >= $1)
+  AND (f.final_resolved_at IS NULL OR f.final_resolved_at >= $1 OR f.reopen_count > 0)
   AND NOT coalesce((SELECT max(x) FROM unnest(f.resolved_ats) x WHERE x < $1)
                    > coalesce((SELECT max(y) FROM unnest(f.reopened_ats) y WHERE y < $1), '-infinity'), false)"""
 _BACKLOG = f"SELECT count(*) FROM {S}.facts f WHERE {_OPEN_AT}"
 
 _TREND = f"""
-SELECT to_char(received_at AT TIME ZONE $3, 'YYYY-MM') AS month, count(*) AS tickets,
+SELECT to_char(date_trunc('month', received_at, $3), 'YYYY-MM') AS month, count(*) AS tickets,
        count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n, coalesce(sum(res_us), 0) AS res_sum,
        count(first_resolved_at) AS resolved, count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
        coalesce(sum(surveys_answered), 0) AS answered, coalesce(sum(surveys_satisfied), 0) AS satisfied,
        count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n
 FROM {S}.facts WHERE {_IN} GROUP BY 1 ORDER BY 1"""
+
+
+@contextlib.asynccontextmanager
+async def consistent(pool: asyncpg.Pool, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``n`` read-only connections that all see one snapshot (``pg_export_snapshot``), so a report's
+    queries can run in parallel and still agree with each other exactly."""
+    async with contextlib.AsyncExitStack() as stack:
+        conns = [await stack.enter_async_context(pool.acquire()) for _ in range(n)]
+        for c in conns:
+            await stack.enter_async_context(c.transaction(isolation="repeatable_read", readonly=True))
+        snapshot = await conns[0].fetchval("SELECT pg_export_snapshot()")
+        for c in conns[1:]:
+            await c.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        yield conns
 
 
 def _d(row: asyncpg.Record, col: str) -> dict[str, Any]:
@@ -169,21 +190,23 @@ async def period_stats(conn: asyncpg.Connection, *, start: datetime, end: dateti
                   "res_bus": _d(main, "res_bus_us")})
     groups: dict[str, dict[str, dict[str, int]]] = {d: {} for d in DIMENSIONS}
     per_priority: dict[str, dict[str, int]] = {}
+    top: dict[str, dict[str, Any]] = {}
     for r in await conn.fetch(_GROUPS, start, end):
-        dim = DIMENSIONS[[i for i in range(5) if not (r["g"] >> (4 - i)) & 1][0]]
+        if r["g"] == _SUB_ITEMS:
+            t = top.setdefault(_label(r["category"]), {"n": 0, "sub_items": {}})
+            if r["sub_item"] is not None:
+                t["sub_items"][r["sub_item"]] = r["tickets"]
+            continue
+        dim = _SET_OF[r["g"]]
         cell = {k: int(r[k]) for k in ("tickets", "fr_n", "fr_sum", "res_n", "res_sum", "resolved", "fcr")}
         groups[dim][_label(r[dim])] = cell
         if dim == "priority" and r["priority"]:
             per_priority[r["priority"]] = {"fr_met": r["fr_met"], "fr_n": r["fr_sla_n"], "res_met": r["res_met"],
                                            "res_n": r["res_sla_n"]}
+    for cat, cell in groups["category"].items():
+        top.setdefault(cat, {"n": 0, "sub_items": {}})["n"] = cell["tickets"]
     stats["groups"], stats["per_priority"] = groups, per_priority
     stats["categories"] = {k: v["tickets"] for k, v in groups["category"].items()}
-    top: dict[str, dict[str, Any]] = {}
-    for r in await conn.fetch(_TOP, start, end):
-        t = top.setdefault(_label(r["category"]), {"n": 0, "sub_items": {}})
-        t["n"] += r["n"]
-        if r["sub_item"] is not None:
-            t["sub_items"][r["sub_item"]] = r["n"]
     stats["top"] = top
     complaints: dict[str, dict[str, int]] = {"type": {}, "responsibility": {}, "department": {}}
     for r in await conn.fetch(_COMPLAINTS, start, end):
