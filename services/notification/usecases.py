@@ -24,8 +24,9 @@ async def plan_event(pool: asyncpg.Pool, *, event: CloudEvent, cfg: RulesConfig,
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, schema="notification", consumer=CONSUMER, message_id=event.id):
             return 0
-        facts = await store.update_facts(conn, ticket_no=ticket_no,
-                                         changes=domain.fact_changes(event.type, event.data))
+        facts = (await store.update_facts(conn, ticket_no=ticket_no,
+                                          changes=domain.fact_changes(event.type, event.data))
+                 if ticket_no else {})  # review.published is about a period, not a ticket
         context = {"ticket_no": ticket_no, "event": event.type, "data": event.data,
                    "ticket": {k: facts.get(k) for k in ("priority", "category", "urgency", "assignee")}}
         for p in domain.plan(event.type, event.data, facts, cfg):

@@ -35,17 +35,13 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
     """The review of ``period`` computed now from the facts (the contract's shape, plus extras)."""
     prev = period.previous()
     months = periods.trend_months(period)
-    following = period.following()
 
-    async def rest(conn: asyncpg.Connection) -> tuple[Any, Any, Any]:
+    async def rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
         trend = await store.trend(conn, start=months[0].start(tz), end=months[-1].end(tz), tz=tz.key)
-        actions = await store.actions_for_period(conn, period=period.name)
-        nxt = (figures.values(await _stats(conn, following, tz, now))
-               if following.start(tz) <= now and actions else None)
-        return trend, actions, nxt
+        return trend, await _actions(conn, period, tz, now)
 
     async with store.consistent(pool, 3) as (c1, c2, c3):  # one snapshot, three queries at once
-        cur_s, prev_s, (trend, actions, next_values) = await asyncio.gather(
+        cur_s, prev_s, (trend, actions) = await asyncio.gather(
             _stats(c1, period, tz, now), _stats(c2, prev, tz, now), rest(c3))
     cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)
     return {
@@ -57,9 +53,18 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
         "complaint_analysis": figures.complaint_analysis(cur_s["complaint_groups"], cur_s["complaints"]),
         "top_categories": figures.top_categories(cur_s["top"], cur_s["tickets"]),
         "trend": [_trend_point(m.name, trend.get(m.name)) for m in months],
-        "actions": [_action_view(a, next_values, following.name, now) for a in actions],
+        "actions": actions,
         "definitions": DEFINITIONS,
     }
+
+
+async def _actions(conn: asyncpg.Connection, period: Period, tz: ZoneInfo, now: datetime) -> list[dict[str, Any]]:
+    """The period's improvement actions, each with the following period's value of its figure."""
+    actions = await store.actions_for_period(conn, period=period.name)
+    following = period.following()
+    next_values = (figures.values(await _stats(conn, following, tz, now))
+                   if actions and following.start(tz) <= now else None)
+    return [_action_view(a, next_values, following.name, now) for a in actions]
 
 
 def _lookup(values: dict[str, Any] | None, metric: str) -> Any:
@@ -91,6 +96,8 @@ async def review(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datet
     if snap is None:
         return await live(pool, period, tz=tz, now=now)
     body = {**snap["body"], "source": "snapshot", "frozen_at": snap["frozen_at"].isoformat()}
+    async with pool.acquire() as conn:  # actions come after a review is published: always the live ones
+        body["actions"] = await _actions(conn, period, tz, now)
     if recompute:
         fresh = await live(pool, period, tz=tz, now=now)
         body["differences"] = differences(snap["body"]["metrics"], fresh["metrics"])
