@@ -33,8 +33,12 @@ def read_page(driver: Any, url: str, shot: Path) -> dict[str, Any]:
                                                    cell.find_element(By.TAG_NAME, "a").get_attribute("href"))
     canvases = [c.size["width"] for c in driver.find_elements(By.TAG_NAME, "canvas")]
     driver.save_screenshot(str(shot))
+    overflow = driver.execute_script(
+        "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right >"
+        " window.innerWidth + 1).map(e => e.tagName + '#' + e.id)")
     return {"shown": shown, "canvases": canvases, "title": driver.title,
-            "width": driver.execute_script("return document.documentElement.scrollWidth")}
+            "width": driver.execute_script("return document.documentElement.scrollWidth"),
+            "viewport": driver.execute_script("return window.innerWidth"), "overflow": overflow}
 
 
 async def test_the_page_shows_the_json_numbers(run_env, review, browser):  # noqa: F811
@@ -55,4 +59,19 @@ async def test_the_page_shows_the_json_numbers(run_env, review, browser):  # noq
         assert href.endswith(f"/v1/reviews/{PERIOD}/tickets?metric={metric}")
     assert want["tickets"] == 8 and seen["title"].startswith("服务复盘")
     assert len(seen["canvases"]) == 3 and all(w > 100 for w in seen["canvases"])
+    # readable on a phone: nothing sticks out of the (phone-sized) viewport, no sideways scrolling
+    assert seen["overflow"] == [] and seen["width"] <= seen["viewport"] <= 520
     assert shot.stat().st_size > 10_000
+
+
+async def test_the_page_in_english_and_its_keys(review):
+    r = await review.client.get(f"/reviews/{PERIOD}", params={"lang": "en"})
+    assert r.status_code == 200 and "<title>Service review 2026-09</title>" in r.text and 'lang="en"' in r.text
+    assert "cdn" not in r.text.lower() and '<script src="/static/chart.umd.min.js">' in r.text
+    js = await review.client.get("/static/chart.umd.min.js")
+    assert js.status_code == 200 and "Chart.js v4" in js.text[:200]
+    assert (await review.client.get(f"/reviews/{PERIOD}", headers={"X-API-Key": ""})).status_code == 401
+    r = await review.client.get(f"/reviews/{PERIOD}", headers={"X-API-Key": "agent-secret"})
+    assert r.status_code == 403
+    assert (await review.client.get(f"/reviews/{PERIOD}", headers={"X-API-Key": "analyst-secret"})).status_code == 200
+    assert (await review.client.get("/reviews/2099-01")).status_code == 422
