@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.intake import tickets
+from services.intake import progress, tickets
 from shared.auth import Caller
 from shared.errors import NotFound
 from shared.http import error_body
@@ -54,7 +54,11 @@ async def get_ticket(request: Request, ticket_no: str, who: Caller) -> dict[str,
 @router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
 async def get_contact(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
     _check_no(ticket_no)
-    return await tickets.contact(_runtime(request).pool, ticket_no=ticket_no)
+    found = await tickets.contact(_runtime(request).pool, ticket_no=ticket_no)
+    # the progress link is a credential: it goes to the one who messages the customer, never into an event
+    found["progress_url"] = await progress.issue_link(_runtime(request).pool, request.app.state.progress,
+                                                      ticket_no=ticket_no)
+    return found
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))
