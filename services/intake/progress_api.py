@@ -113,7 +113,7 @@ async def _refused(request: Request, token: str, exc: DomainError, body: dict[st
         values = {"confirm_text" if action == "confirm" else "text": body.get("text"), "solved": body.get("solved")}
         errors = {field: progress_page.error_message(exc.field, language)}
         return _html(progress_page.render_page(view, token=token, lang=language, tz=rt.settings.tz, errors=errors,
-                                               values=values), 422)
+                                               values=values, from_action=True), 422)
     state = "too_many" if exc.status == 429 else "conflict"
     return _html(progress_page.render_closed(state=state, lang=language, problem=exc.problem, back=f"../{token}"),
                  exc.status)

@@ -103,10 +103,14 @@ def _local(tz: ZoneInfo):
 
 
 def render_page(view: PageView, *, token: str, lang: str, tz: ZoneInfo, done: str | None = None,
-                errors: Mapping[str, str] | None = None, values: Mapping[str, Any] | None = None) -> str:
+                errors: Mapping[str, str] | None = None, values: Mapping[str, Any] | None = None,
+                from_action: bool = False) -> str:
+    """The page at ``/t/{token}``, or re-shown as the answer to one of its forms (``/t/{token}/<action>``:
+    ``from_action``), with links relative to where the browser is (an ingress may add a path prefix)."""
     t = TEXT[lang]
+    actions, page = ("", f"../{token}") if from_action else (f"{token}/", "")
     return TEMPLATES.get_template("page.html").render(
-        t=t, lang=lang, v=view, token=token, local=_local(tz), done=t["done"].get(done or ""), errors=errors or {},
+        t=t, lang=lang, v=view, actions=actions, page=page, local=_local(tz), done=t["done"].get(done or ""), errors=errors or {},
         values=values or {}, max_text=MAX_TEXT,
     )
 
