@@ -64,11 +64,17 @@ class TargetSpec(_Strict):
     calendar: str
     first_response: str
     resolution: str
+    next_update: str | None = None  # the longest a customer waits for news while the ticket is handled
 
     @field_validator("first_response", "resolution")
     @classmethod
     def _d(cls, v: str) -> str:
         return _duration(v)
+
+    @field_validator("next_update")
+    @classmethod
+    def _optional(cls, v: str | None) -> str | None:
+        return None if v is None else _duration(v)
 
 
 class Match(_Strict):
@@ -83,8 +89,9 @@ class Override(_Strict):
     calendar: str | None = None
     first_response: str | None = None
     resolution: str | None = None
+    next_update: str | None = None
 
-    @field_validator("first_response", "resolution")
+    @field_validator("first_response", "resolution", "next_update")
     @classmethod
     def _d(cls, v: str | None) -> str | None:
         return None if v is None else _duration(v)
@@ -140,6 +147,19 @@ class Policies:
             name = f"{best.name}:{priority}"
             calendar = best.calendar or calendar
             duration = getattr(best, metric) or duration
+        return Target(name, calendar, seconds(duration, self.calendars[calendar]))
+
+
+    def next_update_target(self, *, priority: str, category: str | None = None,
+                           tier: str | None = None) -> Target | None:
+        """The ``next_update`` target, or None when the policy sets none for this priority."""
+        base = self.spec.priorities[priority]  # type: ignore[index]
+        best = _best_override(self.spec.overrides, priority=priority, category=category, tier=tier)
+        duration = (best.next_update if best else None) or base.next_update
+        if duration is None:
+            return None
+        calendar = (best.calendar if best else None) or base.calendar
+        name = f"{best.name}:{priority}" if best and best.next_update else f"default:{priority}"
         return Target(name, calendar, seconds(duration, self.calendars[calendar]))
 
 
