@@ -15,7 +15,8 @@ from services.review.periods import Period
 from shared.errors import DomainError
 
 
-async def _stats(conn: asyncpg.Connection, period: Period, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+async def _stats(conn: asyncpg.Connection | list[asyncpg.Connection], period: Period, tz: ZoneInfo, now: datetime
+                 ) -> dict[str, Any]:
     end = period.end(tz)
     return await store.period_stats(conn, start=period.start(tz), end=end, backlog_at=min(end, now))
 
@@ -37,12 +38,15 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
     months = periods.trend_months(period)
 
     async def rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
-        trend = await store.trend(conn, start=months[0].start(tz), end=months[-1].end(tz), tz=tz.key)
+        trend = await store.trend(conn, months=[(m.name, m.start(tz)) for m in months], end=months[-1].end(tz))
         return trend, await _actions(conn, period, tz, now)
 
-    async with store.consistent(pool, 3) as (c1, c2, c3):  # one snapshot, three queries at once
-        cur_s, prev_s, (trend, actions) = await asyncio.gather(
-            _stats(c1, period, tz, now), _stats(c2, prev, tz, now), rest(c3))
+    async def previous_and_rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
+        return await _stats(conn, prev, tz, now), await rest(conn)
+
+    async with store.consistent(pool, 4) as (c1, c2, c3, c4):  # one snapshot, the scans run at once
+        cur_s, (prev_s, (trend, actions)) = await asyncio.gather(
+            _stats([c1, c2, c3], period, tz, now), previous_and_rest(c4))
     cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)
     return {
         "period": period.name, "previous_period": prev.name, "tz": tz.key, "kind": period.kind,
