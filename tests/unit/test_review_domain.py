@@ -135,3 +135,25 @@ def test_the_snapshot_is_due_from_0200_on_the_first():
     assert periods.due_snapshot(local(2026, 12, 1, 1, 59), TZ).name == "2026-10"
     assert periods.due_snapshot(local(2026, 12, 1, 2, 0), TZ).name == "2026-11"
     assert [m.name for m in periods.trend_months(periods.parse("2026-W01"))][-2:] == ["2025-12", "2026-01"]
+
+
+def test_business_durations_count_on_the_tickets_sla_calendar():
+    from services.review.config import SHIPPED_POLICY, business_time, load_calendars
+
+    business = business_time(load_calendars(SHIPPED_POLICY, TZ))
+    t = month_of_tickets(2026, 11, key_prefix="b")[0]  # 24x7 calendar in its sla.started
+    cols = fold_all(t.events)[t.no]
+    assert domain.derive({}, business)["fr_bus_us"] is None
+    s: dict = {}
+    for e in t.events:
+        s = domain.fold(s, type=e.type, source=e.source, seq=e.data["seq"], event_id=e.id, data=e.data)
+    assert domain.derive(s, business)["fr_bus_us"] == cols["fr_us"]  # 24x7: business time is wall time
+    # Friday 2026-11-13 17:00 -> Monday 10:00 on the business calendar (09:00-18:00): 1 h + 1 h
+    s = domain.fold({}, type="ticket.created", source="/helpdesk/intake", seq=1, event_id="c",
+                    data={"received_at": local(2026, 11, 13, 17).isoformat(), "channel": "web"})
+    s = domain.fold(s, type="sla.started", source="/helpdesk/sla", seq=1, event_id="s",
+                    data={"metric": "first_response", "policy": "default:P3", "calendar": "business"})
+    s = domain.fold(s, type="ticket.responded", source="/helpdesk/intake", seq=2, event_id="r",
+                    data={"at": local(2026, 11, 16, 10).isoformat()})
+    assert domain.derive(s, business)["fr_bus_us"] == 2 * 3600 * 10**6
+    assert domain.derive(s, business)["fr_us"] == (2 * 86400 + 17 * 3600) * 10**6
