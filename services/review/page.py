@@ -51,7 +51,10 @@ async def review_page(request: Request, period: str, who: Annotated[Principal, D
     now = datetime.now(UTC)
     p = periods.parse_past(period, now=now, tz=rt.settings.tz)
     body = await reports.review(rt.pool, p, tz=rt.settings.tz, now=now)
-    rows = [{"metric": m, "value": v, "previous": pv, "change": ch, "arrow": arrow(ch),
+    acts: dict[str, list[dict[str, Any]]] = {}
+    for a in body.get("actions") or []:
+        acts.setdefault(a["metric"], []).append(a)
+    rows = [{"metric": m, "value": v, "previous": pv, "change": ch, "arrow": arrow(ch), "actions": acts.get(m, []),
              "href": f"/v1/reviews/{p.name}/tickets?metric={m}"} for m, v, pv, ch in export.figure_rows(body["metrics"])]
     charts = {"trend": body["trend"],
               "categories": {k: v["value"] for k, v in body["metrics"]["categories"].items()},

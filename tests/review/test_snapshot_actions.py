@@ -82,6 +82,11 @@ async def test_improvement_actions(run_env, review):
     [shown] = [a for a in body["actions"] if a["id"] == action["id"]]
     assert shown["following_period"] == "2026-09" and shown["following_value"] == sept
     assert shown["target_value"] == 0.9 and shown["overdue"] is True
+    page = (await review.client.get("/reviews/2026-08")).text
+    row = page[page.index('<tr data-metric="fcr_rate">'):]
+    row = row[:row.index("</tr>")]
+    assert f'href="#action-{action["id"]}"' in row and "已逾期" in row  # beside its figure, flagged overdue
+    assert f'id="action-{action["id"]}"' in page and "电源模块备件随车携带" in page
     r = await review.client.patch(f"/v1/reviews/actions/{action['id']}", json={"status": "done"}, headers=SUP)
     assert r.status_code == 200 and r.json()["status"] == "done" and r.json()["overdue"] is False
     r = await review.client.patch(f"/v1/reviews/actions/{action['id']}", json={"status": "maybe"}, headers=SUP)
