@@ -17,7 +17,7 @@ from shared.settings import Settings
 SERVICE = "review"
 
 
-async def _pool(settings: Settings):  # noqa: ANN202
+async def _pool(settings: Settings):
     if settings.db_bootstrap:
         await db.bootstrap(settings, SERVICE)
     pool = await db.create_pool(settings, SERVICE, max_size=4)

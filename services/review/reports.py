@@ -23,7 +23,7 @@ async def _stats(conn: asyncpg.Connection | list[asyncpg.Connection], period: Pe
 
 def _trend_point(month: str, t: dict[str, int] | None) -> dict[str, Any]:
     t = t or {}
-    g = lambda k: t.get(k, 0)  # noqa: E731
+    g = lambda k: t.get(k, 0)
     return {"period": month, "tickets": g("tickets"),
             "first_response_avg_s": figures.out(figures.mean_s(g("fr_sum"), g("fr_n"))),
             "resolution_avg_s": figures.out(figures.mean_s(g("res_sum"), g("res_n"))),

@@ -103,7 +103,7 @@ def shuffled_with_copies(events: list[CloudEvent]) -> list[CloudEvent]:
 
 
 @pytest.fixture(scope="module")
-async def scenario(run_env, intake, routing, sla, survey, review) -> dict[str, Any]:  # noqa: ANN001
+async def scenario(run_env, intake, routing, sla, survey, review) -> dict[str, Any]:
     async with support.Tap(run_env["AMQP_URL"]) as tap:
         driven = []
         # the two months' complaints (same phone, so the same customer_key) are 23 days apart: a repeat
@@ -158,7 +158,7 @@ async def test_csv_and_xlsx_hold_the_same_numbers(scenario, review):
             want[key if sub is None else f"{key}.{sub}"] = (t["value"], t["previous"], t["change"])
     text = (await get_review(review, NOV, format="csv")).text
     rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(text))}
-    num = lambda v: None if v == "" else float(v)  # noqa: E731
+    num = lambda v: None if v == "" else float(v)
     assert {k: tuple(num(rows[k][c]) for c in ("value", "previous", "change")) for k in want} == \
         {k: tuple(None if x is None else float(x) for x in v) for k, v in want.items()}
     xlsx = (await get_review(review, NOV, format="xlsx")).content

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 SUP, ANALYST = {"X-API-Key": "sup-secret"}, {"X-API-Key": "analyst-secret"}
 
 
-async def send_all(run_env, review, events) -> None:  # noqa: ANN001
+async def send_all(run_env, review, events) -> None:
     async with Direct(run_env["AMQP_URL"]) as direct:
         for e in events:
             await direct.send(e)

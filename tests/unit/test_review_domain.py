@@ -20,7 +20,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 EVENTS = [e for t in month_of_tickets(2026, 11, key_prefix="u") for e in t.events]
 
 
-def fold_all(events) -> dict[str, dict]:  # noqa: ANN001
+def fold_all(events) -> dict[str, dict]:
     states: dict[str, dict] = {}
     for e in events:
         no = e.data["ticket_no"]
