@@ -21,6 +21,14 @@ async def _stats(conn: asyncpg.Connection | list[asyncpg.Connection], period: Pe
     return await store.period_stats(conn, start=period.start(tz), end=end, backlog_at=min(end, now))
 
 
+def _trend_sums(s: dict[str, Any]) -> dict[str, int]:
+    """A period's statistics as a trend row (the same sums the trend query makes)."""
+    pp = s["per_priority"].values()
+    return {"tickets": s["tickets"], "fr_n": s["fr"]["n"], "fr_sum": s["fr"]["sum_us"] or 0, "res_n": s["res"]["n"],
+            "res_sum": s["res"]["sum_us"] or 0, "resolved": s["resolved"], "fcr": s["fcr"], "answered": s["answered"],
+            "satisfied": s["satisfied"], "fr_met": sum(p["fr_met"] for p in pp), "fr_sla_n": sum(p["fr_n"] for p in pp)}
+
+
 def _trend_point(month: str, t: dict[str, int] | None) -> dict[str, Any]:
     t = t or {}
     g = lambda k: t.get(k, 0)
@@ -37,8 +45,11 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
     prev = period.previous()
     months = periods.trend_months(period)
 
+    # a month's own trend point comes from its figures: the trend scans only the 11 months before it
+    scan = months[:-1] if period.kind == "month" else months
+
     async def rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
-        trend = await store.trend(conn, months=[(m.name, m.start(tz)) for m in months], end=months[-1].end(tz))
+        trend = await store.trend(conn, months=[(m.name, m.start(tz)) for m in scan], end=scan[-1].end(tz))
         return trend, await _actions(conn, period, tz, now)
 
     async def previous_and_rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
@@ -47,6 +58,8 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
     async with store.consistent(pool, 4) as (c1, c2, c3, c4):  # one snapshot, the scans run at once
         cur_s, (prev_s, (trend, actions)) = await asyncio.gather(
             _stats([c1, c2, c3], period, tz, now), previous_and_rest(c4))
+    if period.kind == "month":
+        trend[period.name] = _trend_sums(cur_s)
     cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)
     return {
         "period": period.name, "previous_period": prev.name, "tz": tz.key, "kind": period.kind,

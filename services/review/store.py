@@ -153,7 +153,8 @@ SELECT width_bucket(received_at, $3::timestamptz[]) AS bucket, count(*) AS ticke
        count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n, coalesce(sum(res_us), 0) AS res_sum,
        count(first_resolved_at) AS resolved, count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
        coalesce(sum(surveys_answered), 0) AS answered, coalesce(sum(surveys_satisfied), 0) AS satisfied,
-       count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n
+       count(*) FILTER (WHERE fr_sla = 'met' AND priority IS NOT NULL) AS fr_met,
+       count(fr_sla) FILTER (WHERE priority IS NOT NULL) AS fr_sla_n
 FROM {S}.facts WHERE {_IN} GROUP BY 1 ORDER BY 1"""
 
 

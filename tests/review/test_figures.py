@@ -245,3 +245,16 @@ async def test_an_event_that_cannot_be_understood_is_dead_lettered(review, direc
     got = await dlq_tap.wait_messages(lambda m: (m.headers or {}).get("x-helpdesk-queue") == "review.events", count=2)
     reasons = [m.headers["x-helpdesk-reason"] for m in got]
     assert any("data.at" in r for r in reasons), reasons
+
+
+async def test_the_months_trend_point_equals_its_figures_and_a_quarter_view(scenario, review):
+    body = (await get_review(review, NOV)).json()
+    last, m = body["trend"][-1], body["metrics"]
+    assert last["period"] == NOV and len(body["trend"]) == 12
+    assert {k: last[k] for k in ("tickets", "first_response_avg_s", "resolution_avg_s", "fcr_rate", "csat",
+                                 "first_response_compliance_overall")} == \
+        {k: m[k]["value"] for k in ("tickets", "first_response_avg_s", "resolution_avg_s", "fcr_rate", "csat",
+                                    "first_response_compliance_overall")}
+    quarter = (await get_review(review, "2026-Q4")).json()  # its trend points are all scanned
+    assert {p["period"]: p for p in quarter["trend"]}[NOV] == last
+    assert {p["period"]: p for p in quarter["trend"]}[OCT] == {p["period"]: p for p in body["trend"]}[OCT]
