@@ -37,7 +37,7 @@ async def create(
     """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
-    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who, transport="http",
+    ticket, created = await usecases.create_ticket(rt, tz=rt.settings.tz, msg=body, caller=who, transport="http",
                                                   message_id=idempotency_key)
     if not created:
         response.status_code = 200
@@ -75,5 +75,5 @@ async def command(
                   for e in exc.errors(include_url=False)]
         return JSONResponse(error_body(errors), status_code=422)
     rt = _runtime(request)
-    await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who)
+    await usecases.apply_command(rt, action=action, cmd=cmd, caller=who)
     return await usecases.view(rt.pool, ticket_no=ticket_no)
