@@ -10,11 +10,12 @@ from fastapi import FastAPI
 
 from services.survey import api, handlers, usecases
 from services.survey.config import SurveyConfig
-from services.survey.worker import DueWorker
+from services.survey.events import SurveyCompletedScored, SurveyNegativeFlagged
 from services.survey.usecases import Policy
+from services.survey.worker import DueWorker
 from shared.consumer import subscribe
 from shared.events import (
-    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
+    SurveyCancelled, SurveyExpired, SurveyReminder, SurveySent,
 )
 from shared.runtime import Runtime
 from shared.settings import Settings

@@ -11,13 +11,14 @@ import asyncpg
 
 from services.survey import domain, metrics, store
 from services.survey.domain import SurveyAnswer, Timing, Verdict
-from shared.runtime import Runtime
-from shared.unit import Unit, Within
+from services.survey.events import SurveyCompletedScored, SurveyNegativeFlagged
 from shared.envelope import CloudEvent
 from shared.events import (
-    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
+    SurveyCancelled, SurveyExpired, SurveyReminder, SurveySent,
     TicketCreated, TicketReopened, TicketResolved,
 )
+from shared.runtime import Runtime
+from shared.unit import Unit, Within
 
 SERVICE = "survey"
 CONSUMER = "survey.tickets"
