@@ -39,7 +39,8 @@ def build(rt: Runtime):
         ticket = IntakeTicket.model_validate(body)
         caller = (msg.headers or {}).get("x-caller") or f"amqp:{ticket.channel}"
         await usecases.create_ticket(rt, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
-                                     message_id=msg.raw_message.message_id, within=tx)
+                                     message_id=msg.raw_message.message_id,
+                                     key_secret=rt.settings.customer_key_secret, within=tx)
 
     async def on_command(msg: RabbitMessage, tx: Tx | None) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's

@@ -14,6 +14,7 @@ from services.intake import domain, metrics, store
 from shared.envelope import CloudEvent
 from shared.errors import DomainError, NotFound
 from shared.events import TicketCreated
+from shared.masking import mask_identifier
 from shared.messages import Command, IntakeTicket
 from shared.runtime import Runtime
 from shared.unit import Within
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 async def create_ticket(
-    rt: Runtime, *, tz: ZoneInfo, msg: IntakeTicket, caller: str | None, transport: str,
+    rt: Runtime, *, tz: ZoneInfo, msg: IntakeTicket, caller: str | None, transport: str, key_secret: str,
     message_id: str | None = None, within: Within = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Register a ticket; ``(ticket, False)`` when ``channel`` + ``external_id`` already made one.
@@ -36,20 +37,21 @@ async def create_ticket(
     day = domain.numbering_day(now, tz)
     try:
         return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
-                               message_id=message_id, transport=transport, within=within)
+                               message_id=message_id, transport=transport, key_secret=key_secret, within=within)
     except asyncpg.UndefinedTableError:  # the day's first ticket: its serial sequence is not there yet
         if within is not None:
             raise  # the batch rolls back; handled alone, the message lands in the branch below
         await store.ensure_serial_sequence(rt.pool, day=day)
         return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
-                               message_id=message_id, transport=transport, within=None)
+                               message_id=message_id, transport=transport, key_secret=key_secret, within=None)
 
 
 async def _register(
     rt: Runtime, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
-    caller: str | None, message_id: str | None, transport: str, within: Within,
+    caller: str | None, message_id: str | None, transport: str, key_secret: str, within: Within,
 ) -> tuple[asyncpg.Record, bool]:
     """One unit: number, store and announce the ticket (or find the duplicate, maybe one that just won)."""
+    key = domain.customer_key(msg.customer, key_secret)
     async with rt.unit(within=within) as u:
         duplicate = metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc
         keyed = bool(msg.external_id or message_id)
@@ -59,13 +61,14 @@ async def _register(
             return existing, False
         ticket_no = domain.ticket_number(day, await store.next_serial(u.conn, day=day))
         ticket = await store.insert_ticket(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
-                                           caller=caller, message_id=message_id)
+                                           caller=caller, message_id=message_id, customer_key=key)
         if ticket is None:  # a concurrent duplicate won the unique key; its row is committed and visible now
             u.after_commit(duplicate)
             return await store.find_duplicate(
                 u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id), False
         u.emit(ticket_no, TicketCreated(
-            channel=msg.channel, external_id=msg.external_id, customer=domain.masked_customer(msg.customer),
+            channel=msg.channel, external_id=mask_identifier(msg.external_id),
+            customer=domain.masked_customer(msg.customer), customer_key=key,
             subject=msg.subject, description=msg.description, kind=msg.kind, urgency=msg.urgency,
             impact=msg.impact, order_no=msg.order_no, product=msg.product,
             complaint=msg.complaint.model_dump(mode="json") if msg.complaint else None,
@@ -140,11 +143,13 @@ def _effects(ticket: asyncpg.Record, event: CloudEvent) -> dict[str, Any]:
     return {}
 
 
-async def view(pool: asyncpg.Pool, *, ticket_no: str) -> dict[str, Any]:
-    """The ticket as ``GET /v1/tickets/{no}`` shows it: status, assignment, SLA state, timeline."""
+async def view(pool: asyncpg.Pool, *, ticket_no: str, created_by: str | None = None) -> dict[str, Any]:
+    """The ticket as ``GET /v1/tickets/{no}`` shows it: status, assignment, SLA state, timeline.
+
+    With ``created_by`` (a channel's key) a ticket another caller created is not found."""
     async with pool.acquire() as conn:
         t = await store.get(conn, ticket_no=ticket_no)
-        if t is None:
+        if t is None or (created_by is not None and t["caller"] != created_by):
             raise NotFound("ticket_no", f"no ticket {ticket_no}")
         events = [
             {"id": r["event_id"], "type": r["type"], "source": r["source"], "seq": r["seq"],

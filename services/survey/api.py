@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from services.survey import domain, page, usecases
 from services.survey.domain import SurveyAnswer
-from shared.auth import Caller
+from shared.auth import Principal, require
 from shared.errors import DomainError
 from shared.http import error_body
 from shared.messages import TICKET_NO_PATTERN
@@ -138,7 +138,7 @@ async def thanks(request: Request, token: str, lang: str | None = None) -> Respo
 @router.get("/v1/surveys", summary="A ticket's surveys with their answers (for agents; API key)")
 async def list_surveys(
     request: Request, ticket_no: Annotated[str, Query(pattern=TICKET_NO_PATTERN)],
-    who: Caller,
+    who: Annotated[Principal, Depends(require("agent", "analyst"))],
 ) -> dict[str, Any]:
     rt, _ = _ctx(request)
     rows = await usecases.for_ticket(rt.pool, ticket_no=ticket_no)

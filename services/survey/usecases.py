@@ -45,7 +45,8 @@ def _planned(row: asyncpg.Record, changes: dict[str, Any]) -> dict[str, Any]:
 async def record_ticket(rt: Runtime, *, event: CloudEvent, within: Within = None) -> None:
     """Remember the ticket's customer and language; a complaint joins the customer's history."""
     data = TicketCreated.model_validate(event.data)
-    key = domain.customer_key(data.customer.model_dump())
+    # the contract's keyed hash when intake gave one (every ticket of a customer shares it)
+    key = data.customer_key or domain.customer_key(data.customer.model_dump())
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
             return
