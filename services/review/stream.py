@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
@@ -53,11 +54,11 @@ async def _declare(channel: aio_pika.abc.AbstractChannel, settings: Settings) ->
     return queue
 
 
-async def _mark(channel: aio_pika.abc.AbstractChannel) -> str:
+async def _mark(channel: aio_pika.abc.AbstractChannel, user: str) -> str:
     marker = CloudEvent(id=str(uuid.uuid4()), source="/helpdesk/review", type=MARKER, time=datetime.now(UTC),
                         data={"purpose": "rebuild"})
     await channel.default_exchange.publish(
-        aio_pika.Message(marker.to_bytes(), message_id=marker.id, content_type=CONTENT_TYPE,
+        aio_pika.Message(marker.to_bytes(), message_id=marker.id, content_type=CONTENT_TYPE, user_id=user,
                          delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=EVENT_LOG)
     return marker.id
 
@@ -97,7 +98,7 @@ async def replay(settings: Settings, pool: asyncpg.Pool, business: BusinessTime 
         channel = await conn.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=batch * 5)
         queue = await _declare(channel, settings)
-        marker = await _mark(channel)
+        marker = await _mark(channel, unquote(urlsplit(settings.amqp_url).username or "guest"))
         pending: list[usecases.Incoming] = []
         async with queue.iterator(arguments={"x-stream-offset": "first"}) as messages:
             async for msg in messages:

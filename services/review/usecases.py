@@ -38,11 +38,11 @@ def understand(event: CloudEvent) -> Incoming | None:
     """The event as the fold reads it; None for one that is about no ticket (``review.published``, a
     stream marker); ``DomainError`` for a ticket event it cannot understand (dead-lettered)."""
     ticket_no = event.data.get("ticket_no")
-    if ticket_no is None:
+    if ticket_no is None or ticket_no == "":
         if event.type.startswith(("ticket.", "sla.", "survey.")):
             raise DomainError("data.ticket_no", f"missing on a {event.type} event")
-        return None
-    if not isinstance(ticket_no, str) or not ticket_no:
+        return None  # e.g. notification.sent for review.published: about a period, not a ticket
+    if not isinstance(ticket_no, str):
         raise DomainError("data.ticket_no", "must be a non-empty string")
     seq = event.data.get("seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):

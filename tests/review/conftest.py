@@ -10,6 +10,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import pytest
@@ -98,6 +99,7 @@ class Direct:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.user = unquote(urlsplit(url).username or "guest")  # a named publisher (the broker checks it)
 
     async def __aenter__(self) -> Direct:  # noqa: PYI034
         self.conn = await aio_pika.connect(self.url)
@@ -112,7 +114,7 @@ class Direct:
         msg_id = None if isinstance(event, bytes) else event.id
         for queue in ("review.events", EVENT_LOG) if log else ("review.events",):
             await self.channel.default_exchange.publish(
-                aio_pika.Message(body, message_id=msg_id, content_type=CONTENT_TYPE,
+                aio_pika.Message(body, message_id=msg_id, content_type=CONTENT_TYPE, user_id=self.user,
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue)
 
 

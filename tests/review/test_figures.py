@@ -195,11 +195,13 @@ async def test_rebuild_from_the_event_log_equals_live(scenario, review):
     result = await cli.rebuild(Settings(), ReviewSettings())
     assert result["events_applied"] > 0 and result["dropped_facts"] == len(live_rows)
     rebuilt_rows = await facts(review)
-    # every fact the live consumer built is rebuilt identically (the stream may hold more: tickets of
-    # earlier test packages in this vhost, from before review's queue existed)
-    assert {no: rebuilt_rows.get(no) for no in live_rows} == live_rows
-    assert {e.data["ticket_no"] for e in scenario["events"]} <= set(rebuilt_rows)
-    foreign = [r["received_at"] for no, r in rebuilt_rows.items() if no not in live_rows and r["received_at"]]
+    # every fact of the scenario's tickets is rebuilt identically (the stream may hold more: tickets of
+    # earlier test packages in this vhost, from before review's queue existed, so partial in live)
+    ours = {no for no in {e.data["ticket_no"] for e in scenario["synthetic"]} | set(scenario["driven"])
+            if no in live_rows}
+    assert len(ours) == 22 and {no: rebuilt_rows[no] for no in ours} == {no: live_rows[no] for no in ours}
+    foreign = [r["received_at"] for no, r in rebuilt_rows.items()
+               if r["received_at"] and (no not in live_rows or live_rows[no]["received_at"] is None)]
     compared = 0
     for p, body in live.items():
         start, end = datetime.fromisoformat(body["start"]), datetime.fromisoformat(body["end"])

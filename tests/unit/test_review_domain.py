@@ -157,3 +157,17 @@ def test_business_durations_count_on_the_tickets_sla_calendar():
                     data={"at": local(2026, 11, 16, 10).isoformat()})
     assert domain.derive(s, business)["fr_bus_us"] == 2 * 3600 * 10**6
     assert domain.derive(s, business)["fr_us"] == (2 * 86400 + 17 * 3600) * 10**6
+
+
+def test_events_about_no_ticket_are_ignored_and_ticket_events_without_one_refused():
+    from services.review import usecases
+    from shared.envelope import CloudEvent
+
+    def ev(type_: str, data: dict) -> CloudEvent:
+        return CloudEvent(id="i", source="/helpdesk/notification", type=type_, time=local(2026, 12, 1), data=data)
+
+    assert usecases.understand(ev("notification.sent", {"ticket_no": "", "seq": 1, "channel": "wecom"})) is None
+    assert usecases.understand(ev("review.published", {"period": "2026-11"})) is None
+    for bad in ({"ticket_no": ""}, {"seq": 1}, {"ticket_no": 7, "seq": 1}):
+        with pytest.raises(DomainError):
+            usecases.understand(ev("ticket.resolved", bad))
