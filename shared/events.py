@@ -165,6 +165,7 @@ class SlaStarted(EventData):
     metric: SlaMetric
     due_at: datetime
     policy: str
+    calendar: str | None = None  # the policy's calendar (review counts business durations on it)
 
 
 class SlaWarning(EventData):
@@ -291,6 +292,20 @@ class SurveyCancelled(EventData):
 EVENT_MODELS.update({m.type: m for m in (SurveyReminder, SurveyExpired, SurveyCancelled)})
 
 
+# ---- review (appended by the review service) ----
+
+
+class ReviewPublished(EventData):
+    """``review.published`` (source ``/helpdesk/review``): a period's review frozen as a snapshot at
+    02:00 on the 1st (``HELPDESK_TZ``). Not about one ticket: ``subject`` is the period, ``data`` has no
+    ``ticket_no``/``seq``. ``headline`` holds the headline figures (each ``{value, previous, change}``)."""
+
+    type = "review.published"
+    period: str
+    previous_period: str | None = None
+    url: str
+    frozen_at: datetime
+    headline: dict[str, Any]
 # ---- the customer's side (issue #15): what the customer does on the progress page ----
 
 

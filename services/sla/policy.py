@@ -12,11 +12,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.sla.business_time import AlwaysOpen, Calendar, WeeklyCalendar, country_days, parse_spans
+from services.sla.business_time import Calendar, calendar_from_table, parse_spans
 
 DEFAULT_FILE = Path(__file__).parent / "policy.toml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -180,26 +180,10 @@ def seconds(duration: str, calendar: Calendar) -> float:
 
 
 def build_calendar(name: str, spec: CalendarSpec, default_tz: ZoneInfo) -> Calendar:
-    if spec.hours == "always":
-        return AlwaysOpen(name)
     try:
-        tz = ZoneInfo(spec.timezone) if spec.timezone else default_tz
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PolicyError(f"calendars.{name}.timezone: unknown time zone {spec.timezone!r}") from None
-    assert isinstance(spec.hours, dict)
-    week = {WEEKDAYS.index(day): parse_spans(text) for day, text in spec.hours.items()}
-    kwargs: dict[str, Any] = {}
-    if spec.holidays:
-        try:
-            kwargs["is_holiday"], kwargs["is_makeup"] = country_days(spec.holidays)
-        except ValueError as exc:
-            raise PolicyError(f"calendars.{name}.holidays: {exc}") from None
-    if spec.makeup_hours:
-        kwargs["makeup_spans"] = parse_spans(spec.makeup_hours)
-    try:
-        return WeeklyCalendar(name, tz, week, **kwargs)
+        return calendar_from_table(name, spec.model_dump(), default_tz)
     except ValueError as exc:
-        raise PolicyError(f"calendars.{name}: {exc}") from None
+        raise PolicyError(str(exc)) from None
 
 
 def parse(doc: dict[str, Any], *, tz: ZoneInfo, source: str = "policy") -> Policies:
