@@ -34,7 +34,10 @@ async def test_told_at_once_at_0403_progress_waits_until_0800(public, notificati
         await command(intake, no, "respond", message="请问打印机型号是？")
         await notification.sent.wait(no, "reply")
         await command(intake, no, "progress", note="备件已发出", visible_to_customer=True)
-        held = await until(lambda: _pending_held(notification, no), "the progress note held for quiet hours")
+        try:
+            held = await until(lambda: _pending_held(notification, no), "the progress note held for quiet hours")
+        except AssertionError:
+            raise AssertionError(f"the progress note was not held: {await _deliveries(notification, no)}") from None
         assert held["next_attempt_at"] == datetime.combine(day, time(8, 0), tzinfo=TZ)
         assert notification.sent.of(no, "progress") == []
         sent = await tap.wait_events(lambda e: e.subject == no and e.type == "notification.sent"
@@ -47,6 +50,13 @@ async def test_told_at_once_at_0403_progress_waits_until_0800(public, notificati
         assert (await _held(notification, no, "progress"))["status"] == "sent"
     finally:
         notification.set_clock(None)
+
+
+async def _deliveries(notification, no: str) -> list[dict]:  # noqa: ANN001
+    async with notification.running.rt.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT template, recipient, urgent, quiet, held, status, next_attempt_at"
+                                " FROM notification.deliveries WHERE ticket_no = $1 ORDER BY id", no)
+    return [dict(r) for r in rows]
 
 
 async def _pending_held(notification, no: str):  # noqa: ANN001, ANN202
