@@ -47,7 +47,7 @@ async def test_told_at_once_at_0403_progress_waits_until_0800(public, notificati
         notification.set_clock(datetime.combine(day, time(8, 0, 1), tzinfo=TZ))  # the quiet hours end
         progress = await notification.sent.wait(no, "progress")
         assert "备件已发出" in progress["text"]
-        assert (await _held(notification, no, "progress"))["status"] == "sent"
+        await until(lambda: _status_is(notification, no, "sent"), "the held note recorded as sent")
     finally:
         notification.set_clock(None)
 
@@ -57,6 +57,10 @@ async def _deliveries(notification, no: str) -> list[dict]:  # noqa: ANN001
         rows = await conn.fetch("SELECT template, recipient, urgent, quiet, held, status, next_attempt_at"
                                 " FROM notification.deliveries WHERE ticket_no = $1 ORDER BY id", no)
     return [dict(r) for r in rows]
+
+
+async def _status_is(notification, no: str, status: str) -> bool:  # noqa: ANN001
+    return (await _held(notification, no, "progress"))["status"] == status
 
 
 async def _pending_held(notification, no: str):  # noqa: ANN001, ANN202
