@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from functools import cached_property
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: object) -> object:
+    """``30d`` / ``12h`` / ``90m`` / ``45s`` as seconds; anything else goes to pydantic's timedelta
+    (seconds, ``P30D``, ``HH:MM:SS``)."""
+    if isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())):
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -39,6 +56,15 @@ class Settings(BaseSettings):
     # ---- personal data (privacy, README "Data protection") ----
     # Key of the customer_key HMAC: the same in every service and never changed (keys would change).
     customer_key_secret: str = Field("helpdesk-dev-customer-key", alias="HELPDESK_CUSTOMER_KEY_SECRET")
+    # helpdesk.dead-letters keeps a dead letter this long ("30d", "12h", "3600", "P30D"), and at most this
+    # many (the oldest go first).
+    dead_letter_ttl: Duration = Field(timedelta(days=30), alias="HELPDESK_DEAD_LETTER_TTL")
+    dead_letter_max: int = Field(100_000, ge=1, alias="HELPDESK_DEAD_LETTER_MAX")
+    # Raw contacts of a ticket closed this many days ago are purged (free text keeps its masked form).
+    contact_retention_days: int = Field(365, ge=1, alias="HELPDESK_CONTACT_RETENTION_DAYS")
+    # Tickets one API key may create over HTTP: "N/S" (N per S seconds) for every key, then
+    # "name=N/S" overrides; 0 is unlimited. A key over its quota gets 429 with Retry-After.
+    ticket_quota: str = Field("3000/60", alias="HELPDESK_TICKET_QUOTA")
 
     @cached_property
     def tz(self) -> ZoneInfo:
