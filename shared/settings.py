@@ -8,8 +8,10 @@ from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.auth import Principal, parse_api_keys
 
 SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
 
@@ -70,13 +72,21 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.helpdesk_tz)
 
+    @model_validator(mode="after")
+    def _keys_parse(self) -> Settings:
+        parse_api_keys(self.api_keys)  # a bad entry refuses the start, naming it
+        return self
+
+    @cached_property
+    def api_principals(self) -> dict[str, Principal]:
+        """Key -> caller (name and roles), parsed from ``name:key:role+role,...``."""
+        return parse_api_keys(self.api_keys)
+
     @cached_property
     def api_key_map(self) -> dict[str, str]:
-        """Key -> caller name, parsed from ``name:key,name2:key2``."""
-        keys: dict[str, str] = {}
-        for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
-            name, sep, key = pair.partition(":")
-            if not sep or not name or not key:
-                raise ValueError(f"HELPDESK_API_KEYS: entry {pair!r} is not name:key")
-            keys[key] = name
-        return keys
+        """Key -> caller name."""
+        return {key: p.name for key, p in self.api_principals.items()}
+
+    def key_with_role(self, role: str) -> str:
+        """The first configured key that may act as ``role`` ("" when none): a service's own key."""
+        return next((k for k, p in self.api_principals.items() if p.has(role)), "")

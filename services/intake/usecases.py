@@ -160,11 +160,13 @@ def _effects(ticket: asyncpg.Record, event: CloudEvent) -> dict[str, Any]:
     return {}
 
 
-async def view(pool: asyncpg.Pool, *, ticket_no: str) -> dict[str, Any]:
-    """The ticket as ``GET /v1/tickets/{no}`` shows it: status, assignment, SLA state, timeline."""
+async def view(pool: asyncpg.Pool, *, ticket_no: str, created_by: str | None = None) -> dict[str, Any]:
+    """The ticket as ``GET /v1/tickets/{no}`` shows it: status, assignment, SLA state, timeline.
+
+    With ``created_by`` (a channel's key) a ticket another caller created is not found."""
     async with pool.acquire() as conn:
         t = await store.get(conn, ticket_no=ticket_no)
-        if t is None:
+        if t is None or (created_by is not None and t["caller"] != created_by):
             raise NotFound("ticket_no", f"no ticket {ticket_no}")
         events = [
             {"id": r["event_id"], "type": r["type"], "source": r["source"], "seq": r["seq"],
