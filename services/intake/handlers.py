@@ -14,7 +14,9 @@ from shared.messages import COMMANDS, IntakeTicket
 from shared.runtime import Runtime
 
 
-def _json(msg: RabbitMessage) -> dict:
+def _json(msg: RabbitMessage, max_bytes: int | None = None) -> dict:
+    if max_bytes is not None and len(msg.body) > max_bytes:  # the same bound as an HTTP body
+        raise DomainError("body", f"larger than {max_bytes} bytes")
     try:
         body = orjson.loads(msg.body)
     except orjson.JSONDecodeError as exc:
@@ -30,7 +32,7 @@ def build(rt: Runtime):
     async def on_intake(msg: RabbitMessage) -> None:
         """A customer problem from a channel gateway (``intake.<channel>``): registered as a ticket
         (idempotent on ``channel`` + ``external_id``) and announced as ``ticket.created``."""
-        body = _json(msg)
+        body = _json(msg, rt.settings.max_body_bytes)
         key_channel = (msg.raw_message.routing_key or "").removeprefix("intake.")
         body.setdefault("channel", key_channel)
         if body["channel"] != key_channel:
@@ -48,7 +50,7 @@ def build(rt: Runtime):
         model = COMMANDS.get(action)
         if model is None:
             raise DomainError("routing_key", f"unknown command ticket.{action}")
-        cmd = model.model_validate(_json(msg))
+        cmd = model.model_validate(_json(msg, rt.settings.max_body_bytes))
         caller = (msg.headers or {}).get("x-caller") or "amqp"
         async with in_order.hold(cmd.ticket_no):  # taken before any await: arrival order per ticket
             await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=str(caller),
