@@ -126,6 +126,9 @@ def _masked(kind: str, raw: str) -> str | None:
         case "run":
             if is_resident_id(raw):
                 return raw[:3] + "*" * 11 + raw[-4:]
+            if raw[-1:] in ("X", "x", "Ｘ", "ｘ"):  # an X after the digits that is not a check digit
+                inner = _masked("run", raw[:-1])
+                return None if inner is None else inner + raw[-1]
             return _digits(raw)[:4] + "*" * (len(raw) - 8) + raw[-4:] if is_bank_card(raw) else None
         case "card":
             digits = _digits(raw)
