@@ -287,3 +287,18 @@ class SurveyCancelled(EventData):
 # never rejects an event for lacking a field one publisher adds (the richer models above are what
 # the survey service publishes).
 EVENT_MODELS.update({m.type: m for m in (SurveyReminder, SurveyExpired, SurveyCancelled)})
+
+
+# ---- personal data (privacy) ----
+
+
+class CustomerErased(EventData):
+    """A customer's personal data was erased in intake (``customer.erase``). Only the key: every
+    service that holds data about that customer erases its own rows (tickets' facts stay).
+    ``data`` has no ``ticket_no`` / ``seq``: it is about a customer, not a ticket."""
+
+    type = "customer.erased"
+    customer_key: str
+
+
+EVENT_MODELS[CustomerErased.type] = CustomerErased

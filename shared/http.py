@@ -53,7 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(error_body([exc.as_dict()]), status_code=exc.status)
+        return JSONResponse(error_body([exc.as_dict()]), status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
 class BodyLimit:

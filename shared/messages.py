@@ -150,3 +150,16 @@ COMMANDS: dict[str, type[Command]] = {
     "close": CloseTicket,
     "reprioritize": ReprioritizeTicket,
 }
+
+
+# ---- personal data (privacy): ``customer.erase`` on helpdesk.commands, POST /v1/customers/{key}/erase ----
+
+CustomerKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$", max_length=64)]
+
+
+class EraseCustomer(Wire):
+    """Erase a customer's contacts and name everywhere (idempotent); the tickets' facts stay."""
+
+    customer_key: CustomerKey
+    actor: ShortText
+    command_id: ShortText | None = None

@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import Principal, parse_api_keys
+from shared.quota import Quotas, parse_quotas
 
 SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
 
@@ -67,10 +68,27 @@ class Settings(BaseSettings):
     # Tickets one API key may create over HTTP: "N/S" (N per S seconds) for every key, then
     # "name=N/S" overrides; 0 is unlimited. A key over its quota gets 429 with Retry-After.
     ticket_quota: str = Field("3000/60", alias="HELPDESK_TICKET_QUOTA")
+    # Where intake's customer export asks the other services for their part: "name=url,...".
+    export_peers: str = Field("notification=http://127.0.0.1:8004,survey=http://127.0.0.1:8005",
+                              alias="HELPDESK_EXPORT_PEERS")
 
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.helpdesk_tz)
+
+    @cached_property
+    def ticket_quotas(self) -> Quotas:
+        return parse_quotas(self.ticket_quota)
+
+    @cached_property
+    def export_peer_map(self) -> dict[str, str]:
+        pairs = (p.partition("=") for p in self.export_peers.split(",") if p.strip())
+        return {name.strip(): url.strip() for name, _, url in pairs if name.strip() and url.strip()}
+
+    @model_validator(mode="after")
+    def _quota_parse(self) -> Settings:
+        parse_quotas(self.ticket_quota)  # a bad HELPDESK_TICKET_QUOTA refuses the start, naming the entry
+        return self
 
     @model_validator(mode="after")
     def _keys_parse(self) -> Settings:

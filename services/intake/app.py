@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, usecases
+from services.intake import api, handlers, privacy, usecases
 from shared.consumer import subscribe
 from shared.events import (
-    TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
+    CustomerErased, TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
     TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
 )
 from shared.runtime import Runtime
@@ -35,6 +36,8 @@ PUBLISHED = (
     (TicketReopened, "Reopened after resolution."),
     (TicketClosed, "Closed (archived)."),
     (TicketReprioritized, "An agent changed the priority; routing re-routes, SLA recomputes."),
+    (CustomerErased, "A customer's contacts and name were erased (customer.erase): only the customer_key; "
+                     "every service erases its own rows."),
 )
 
 
@@ -47,8 +50,8 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
               on_intake, service=SERVICE, batch=rt.batching())
-    subscribe(rt.broker, quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit), COMMANDS,
-              on_command, service=SERVICE)
+    commands = quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit)
+    subscribe(rt.broker, commands, COMMANDS, on_command, service=SERVICE)
     # The timeline takes what the other services say; intake's own events enter it in the transaction
     # that causes them, so binding "#" would only double the broker's work.
     timeline = quorum_queue("intake.timeline", routing_key="ticket.routed", delivery_limit=limit)
@@ -57,6 +60,10 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
     rt.periodic.append((3600.0, lambda r: usecases.housekeeping(r.pool, tz=r.settings.tz)))
+    # privacy: customer.erase over AMQP, the daily retention purge, old quota windows
+    rt.bindings.append((commands, COMMANDS, ["customer.erase"]))
+    # hourly, so a restart never postpones it by a day; what is due is counted in days after close
+    rt.periodic.append((3600.0, lambda r: privacy.daily(r.pool, r.settings, now=datetime.now(UTC))))
     return rt
 
 
@@ -64,4 +71,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rt = build_runtime(settings)
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
     app.include_router(api.router)
+    app.include_router(api.customers)
     return app

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 from faststream.rabbit.message import RabbitMessage
 
-from services.intake import usecases
+from services.intake import privacy, usecases
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.keyed_lock import KeyedLock
-from shared.messages import COMMANDS, IntakeTicket
+from shared.messages import COMMANDS, EraseCustomer, IntakeTicket
 from shared.runtime import Runtime
 
 
@@ -45,7 +47,13 @@ def build(rt: Runtime):
 
     async def on_command(msg: RabbitMessage) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
-        lifecycle; an impossible transition is dead-lettered with the reason."""
+        lifecycle; an impossible transition is dead-lettered with the reason. ``customer.erase``
+        erases a customer's contacts and name (idempotent) and announces ``customer.erased``."""
+        if msg.raw_message.routing_key == "customer.erase":
+            erase = EraseCustomer.model_validate(_json(msg, rt.settings.max_body_bytes))
+            await privacy.erase_customer(rt.pool, customer_key=erase.customer_key, actor=erase.actor,
+                                         now=datetime.now(UTC))
+            return
         action = (msg.raw_message.routing_key or "").removeprefix("ticket.")
         model = COMMANDS.get(action)
         if model is None:

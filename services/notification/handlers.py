@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from faststream.rabbit.message import RabbitMessage
 
-from services.notification import usecases
+from services.notification import privacy, usecases
 from services.notification.config import RulesConfig
 from services.notification.worker import Worker
 from shared.batching import after_commit
@@ -30,3 +30,13 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
             after_commit(worker.wake)  # in a batch: the deliveries are visible once it commits
 
     return on_event
+
+
+def build_customers(rt: Runtime, worker: Worker):
+    async def on_customer_erased(msg: RabbitMessage) -> None:
+        """``customer.erased`` (only the customer_key): the customer id and name are erased from this
+        schema's ticket facts and delivery contexts, pending customer messages cancelled."""
+        event = CloudEvent.from_bytes(msg.body)
+        await privacy.on_customer_erased(rt.pool, event=event, now=worker.clock())
+
+    return on_customer_erased

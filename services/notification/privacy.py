@@ -1,0 +1,67 @@
+"""Notification's personal-data use cases: erase on ``customer.erased``, the customer export, and
+retention after the ticket closed. What it holds of a customer: the channel's customer id in the
+ticket facts and, in each delivery's context, the event it was planned from (the customer's name in
+a ``ticket.created``; contacts there are masked already). Never a raw phone or email."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.notification import store
+from shared import erasure, inbox
+from shared.envelope import CloudEvent
+from shared.errors import DomainError
+
+CONSUMER = "notification.customers"
+log = logging.getLogger(__name__)
+
+
+async def _scrub(conn: asyncpg.Connection, ticket_nos: list[str], *, erase: bool, now: datetime) -> None:
+    contexts = await store.contexts_of(conn, ticket_nos=ticket_nos)
+    known = erasure.merge(erasure.names_in(r["context"], erase=erase) for r in contexts)
+    for r in contexts:
+        await store.set_context(conn, delivery_id=r["id"], context=erasure.scrub(r["context"], known))
+    await store.forget_ticket_customer(conn, ticket_nos=ticket_nos, column="erased_at" if erase else
+                                       "contact_purged_at", now=now)
+
+
+async def on_customer_erased(pool: asyncpg.Pool, *, event: CloudEvent, now: datetime) -> int:
+    """Erase what this schema holds about the customer (once per event); pending customer messages
+    of those tickets are cancelled. Returns how many tickets it touched."""
+    key = event.data.get("customer_key")
+    if not isinstance(key, str) or not key:
+        raise DomainError("data.customer_key", "required")
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, schema="notification", consumer=CONSUMER, message_id=event.id):
+            return 0
+        nos = [t["ticket_no"] for t in await store.customer_tickets(conn, customer_key=key)]
+        if nos:
+            await _scrub(conn, nos, erase=True, now=now)
+            await store.cancel_pending(conn, ticket_nos=nos, now=now, reason="customer erased")
+    log.info("customer erased", extra={"customer_key": key, "tickets": len(nos)})
+    return len(nos)
+
+
+async def export_customer(pool: asyncpg.Pool, *, customer_key: str) -> dict[str, Any]:
+    """The ticket facts and every delivery (with its attempts) of the customer's tickets."""
+    async with pool.acquire() as conn, conn.transaction():
+        tickets = [dict(t) for t in await store.customer_tickets(conn, customer_key=customer_key)]
+        deliveries = await store.export_deliveries(conn, ticket_nos=[t["ticket_no"] for t in tickets])
+    return {"service": "notification", "customer_key": customer_key, "tickets": tickets, "deliveries": deliveries}
+
+
+async def purge_expired(pool: asyncpg.Pool, *, now: datetime, retention_days: int, batch: int = 200) -> int:
+    """Tickets closed more than ``retention_days`` ago: no customer id, names in contexts masked."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await store.retention_due(conn, closed_before=now - timedelta(days=retention_days), limit=batch)
+            if rows:
+                await _scrub(conn, [r["ticket_no"] for r in rows], erase=False, now=now)
+        total += len(rows)
+        if len(rows) < batch:
+            return total

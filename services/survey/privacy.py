@@ -1,0 +1,68 @@
+"""Survey's personal-data use cases: erase on ``customer.erased``, the customer export, retention of
+comments. What it holds of a customer: the customer_key of each ticket, and the comments customers
+wrote (also in the ``survey.completed`` / ``survey.negative`` events of its outbox); the scores and
+the complaint history by key are facts the reviews keep."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.survey import store
+from shared import inbox
+from shared.envelope import CloudEvent
+from shared.errors import DomainError
+from shared.masking import mask_text
+
+CONSUMER = "survey.customers"
+log = logging.getLogger(__name__)
+
+
+def _without_comment(body: bytes) -> bytes:
+    envelope = orjson.loads(body)
+    data = envelope.get("data")
+    if isinstance(data, dict) and data.get("comment"):
+        data["comment"] = None
+        if isinstance(data.get("reason"), str):  # survey.negative's reason quotes the comment
+            data["reason"] = data["reason"].split(":", 1)[0]
+    return orjson.dumps(envelope)
+
+
+async def on_customer_erased(pool: asyncpg.Pool, *, event: CloudEvent, now: datetime) -> int:
+    """The customer's comments erased (rows and outbox events) in the tickets of that key, once per event."""
+    key = event.data.get("customer_key")
+    if not isinstance(key, str) or not key:
+        raise DomainError("data.customer_key", "required")
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, schema="survey", consumer=CONSUMER, message_id=event.id):
+            return 0
+        nos = [t["ticket_no"] for t in await store.customer_tickets(conn, customer_key=key)]
+        if nos:
+            await store.erase_surveys(conn, ticket_nos=nos, now=now)
+            for row in await store.outbox_of(conn, ticket_nos=nos):
+                await store.set_outbox_body(conn, row_id=row["id"], body=_without_comment(bytes(row["body"])))
+    log.info("customer erased", extra={"customer_key": key, "tickets": len(nos)})
+    return len(nos)
+
+
+async def export_customer(pool: asyncpg.Pool, *, customer_key: str) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        rows = await store.export_rows(conn, customer_key=customer_key)
+    return {"service": "survey", "customer_key": customer_key, **rows}
+
+
+async def purge_expired(pool: asyncpg.Pool, *, now: datetime, retention_days: int, batch: int = 200) -> int:
+    """Comments answered more than ``retention_days`` ago keep only their masked form."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await store.comments_due(conn, answered_before=now - timedelta(days=retention_days), limit=batch)
+            for r in rows:
+                await store.set_comment(conn, survey_id=r["survey_id"], comment=mask_text(r["comment"]), now=now)
+        total += len(rows)
+        if len(rows) < batch:
+            return total
