@@ -83,3 +83,18 @@ def names_in(value: Any, *, erase: bool = False) -> dict[str, str]:
         for v in value:
             found.update(names_in(v, erase=erase))
     return found
+
+
+def without_customer_words(value: Any) -> Any:
+    """Event data without what the customer wrote: ``comment`` emptied, and the comment a
+    ``survey.negative`` reason quotes after its colon dropped (used when erasing)."""
+    if isinstance(value, list):
+        return [without_customer_words(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: without_customer_words(v) for k, v in value.items()}
+    if out.get("comment"):
+        out["comment"] = None
+        if isinstance(out.get("reason"), str):
+            out["reason"] = out["reason"].split(":", 1)[0]
+    return out

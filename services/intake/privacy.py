@@ -70,8 +70,9 @@ async def _scrub(conn: asyncpg.Connection, t: asyncpg.Record, *, erase: bool, no
     )
     nos = [t["ticket_no"]]
     for row in await store.timeline_of(conn, ticket_nos=nos):
-        await store.set_timeline_data(conn, event_id=row["event_id"], data=erasure.scrub(orjson.loads(row["data"]),
-                                                                                        known))
+        data = erasure.scrub(orjson.loads(row["data"]), known)
+        await store.set_timeline_data(conn, event_id=row["event_id"],
+                                      data=erasure.without_customer_words(data) if erase else data)
     for row in await store.outbox_of(conn, ticket_nos=nos):
         envelope = orjson.loads(bytes(row["body"]))
         envelope["data"] = erasure.scrub(envelope.get("data"), known)  # the envelope's ids stay as they are

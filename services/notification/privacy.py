@@ -24,7 +24,9 @@ async def _scrub(conn: asyncpg.Connection, ticket_nos: list[str], *, erase: bool
     contexts = await store.contexts_of(conn, ticket_nos=ticket_nos)
     known = erasure.merge(erasure.names_in(r["context"], erase=erase) for r in contexts)
     for r in contexts:
-        await store.set_context(conn, delivery_id=r["id"], context=erasure.scrub(r["context"], known))
+        context = erasure.scrub(r["context"], known)
+        await store.set_context(conn, delivery_id=r["id"],
+                                context=erasure.without_customer_words(context) if erase else context)
     await store.forget_ticket_customer(conn, ticket_nos=ticket_nos, column="erased_at" if erase else
                                        "contact_purged_at", now=now)
 

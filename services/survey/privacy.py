@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from services.survey import store
-from shared import inbox
+from shared import erasure, inbox
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.masking import mask_text
@@ -24,11 +24,7 @@ log = logging.getLogger(__name__)
 
 def _without_comment(body: bytes) -> bytes:
     envelope = orjson.loads(body)
-    data = envelope.get("data")
-    if isinstance(data, dict) and data.get("comment"):
-        data["comment"] = None
-        if isinstance(data.get("reason"), str):  # survey.negative's reason quotes the comment
-            data["reason"] = data["reason"].split(":", 1)[0]
+    envelope["data"] = erasure.without_customer_words(envelope.get("data"))
     return orjson.dumps(envelope)
 
 
