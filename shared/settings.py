@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.auth import Principal, parse_api_keys
 from shared.quota import Quotas, parse_quotas
 
-SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
+SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005,
+                 "review": 8006}
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
     # Where intake's customer export asks the other services for their part: "name=url,...".
     export_peers: str = Field("notification=http://127.0.0.1:8004,survey=http://127.0.0.1:8005",
                               alias="HELPDESK_EXPORT_PEERS")
+    # ---- review: the event log (a RabbitMQ stream every service declares, so it exists before any event)
+    # Retention: RabbitMQ's x-max-age units (Y, M, D, h, m, s); and a size cap in bytes (x-max-length-bytes).
+    event_log_max_age: str = Field("2Y", pattern=r"^\d+[YMDhms]$", alias="HELPDESK_EVENT_LOG_MAX_AGE")
+    event_log_max_bytes: int = Field(200 * 1024**3, gt=0, alias="HELPDESK_EVENT_LOG_MAX_BYTES")
 
     @cached_property
     def tz(self) -> ZoneInfo:

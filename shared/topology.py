@@ -87,18 +87,40 @@ async def declare_dead_letter_queue(amqp_url: str, settings: Settings) -> bool:
         return exact
 
 
-async def declare_all(broker: RabbitBroker, settings: Settings | None = None) -> None:
-    """Declare what no subscriber declares: every exchange, and the dead-letter queue bound to ``#``."""
-    settings = settings or Settings()
-    for exchange in EXCHANGES:
-        await broker.declare_exchange(exchange)
-    await declare_dead_letter_queue(_url(broker, settings), settings)
-
-
 def _url(broker: RabbitBroker, settings: Settings) -> str:
     """The broker's own URL (tests build brokers for other vhosts than the settings name)."""
     url = (getattr(broker, "_connection_kwargs", None) or {}).get("url")
     return str(url) if url else settings.amqp_url
+
+
+EVENT_LOG = "helpdesk.events.log"
+
+
+def event_log_queue(*, max_age: str = "2Y", max_bytes: int = 200 * 1024**3) -> RabbitQueue:
+    """The event log: a RabbitMQ stream bound to ``helpdesk.events`` with ``#`` that keeps every event
+    for ``max_age`` (``HELPDESK_EVENT_LOG_MAX_AGE``) within ``max_bytes`` (``HELPDESK_EVENT_LOG_MAX_BYTES``).
+    Any reader replays it from any offset (``x-stream-offset``: ``first``, a number or a timestamp);
+    reading never removes anything. A stream's arguments cannot change once declared."""
+    return RabbitQueue(
+        EVENT_LOG, queue_type=QueueType.STREAM, durable=True, routing_key="#",
+        arguments={"x-max-age": max_age, "x-max-length-bytes": max_bytes,
+                   "x-stream-max-segment-size-bytes": 100 * 1024**2},
+    )
+
+
+async def declare_all(broker: RabbitBroker, settings: Settings | None = None) -> None:
+    """Declare what no subscriber declares: every exchange, the dead-letter queue bound to ``#`` (with its
+    TTL and length cap), and the event log stream bound to ``helpdesk.events`` with ``#`` (so it holds
+    every event from the first one on, whichever service starts first)."""
+    settings = settings or Settings()
+    for exchange in EXCHANGES:
+        await broker.declare_exchange(exchange)
+    await declare_dead_letter_queue(_url(broker, settings), settings)
+    stream = await broker.declare_queue(event_log_queue(max_age=settings.event_log_max_age,
+                                                        max_bytes=settings.event_log_max_bytes))
+    await stream.bind(EVENTS.name, routing_key="#")
+
+
 
 
 async def bind(broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, keys: list[str]) -> None:

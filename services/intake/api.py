@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
-
 from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from services.intake import privacy, usecases
+from services.intake import privacy, progress, usecases
 from shared.auth import Forbidden, Principal, require
 from shared.customers import customer_key
 from shared.errors import DomainError, NotFound
@@ -70,7 +69,11 @@ async def get_ticket(request: Request, ticket_no: str, who: Reader) -> dict[str,
 @router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
 async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[str, Any]:
     _check_no(ticket_no)
-    return await usecases.contact(_runtime(request).pool, ticket_no=ticket_no)
+    found = await usecases.contact(_runtime(request).pool, ticket_no=ticket_no)
+    # the progress link is a credential: it goes to the one who messages the customer, never into an event
+    found["progress_url"] = await progress.issue_link(_runtime(request).pool, request.app.state.progress,
+                                                      ticket_no=ticket_no)
+    return found
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))

@@ -132,7 +132,7 @@ def _for(who: str, rule: RuleConfig, data: Mapping[str, Any], facts: Mapping[str
     if who == CUSTOMER:
         # The customer's keyed hash (their normalised phone, else email): a new ticket does not reset it.
         key = f"customer:{facts.get('customer_key') or facts.get('customer_id') or ticket_no}"
-        return [Planned(CUSTOMER, key, ch, rule.template, urgent, True, facts.get("language"))
+        return [Planned(CUSTOMER, key, ch, rule.template, urgent, rule.quiet, facts.get("language"))
                 for ch in customer_channels(rule, facts, cfg)]
     sid = _staff_id(who, data, facts, cfg)
     if not sid:
