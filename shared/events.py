@@ -38,7 +38,7 @@ class TicketEvent(EventData):
 
 class MaskedCustomer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
-    name: str
+    name: str  # masked: the first character ("李*")
     id: str | None = None  # masked when it carries a phone or email
     phone: str | None = None  # masked
     email: str | None = None  # masked

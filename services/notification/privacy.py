@@ -1,7 +1,7 @@
 """Notification's personal-data use cases: erase on ``customer.erased``, the customer export, and
 retention after the ticket closed. What it holds of a customer: the channel's customer id in the
-ticket facts and, in each delivery's context, the event it was planned from (the customer's name in
-a ``ticket.created``; contacts there are masked already). Never a raw phone or email."""
+ticket facts and, in each delivery's context, the (masked) event it was planned from, whose free
+text may still name the customer. Never a raw phone or email."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.notification import store
-from shared import erasure, inbox
+from shared import inbox
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 
@@ -20,13 +20,19 @@ CONSUMER = "notification.customers"
 log = logging.getLogger(__name__)
 
 
+def facts_only(context: dict[str, Any], *, why: str) -> dict[str, Any]:
+    """A delivery's context without the event's data: what was said (an agent's message naming the
+    customer, the customer's comment) goes; which ticket, event and ticket facts it was stays."""
+    return {"ticket_no": context.get("ticket_no"), "event": context.get("event"), "ticket": context.get("ticket"),
+            why: True}
+
+
 async def _scrub(conn: asyncpg.Connection, ticket_nos: list[str], *, erase: bool, now: datetime) -> None:
-    contexts = await store.contexts_of(conn, ticket_nos=ticket_nos)
-    known = erasure.merge(erasure.names_in(r["context"], erase=erase) for r in contexts)
-    for r in contexts:
-        context = erasure.scrub(r["context"], known)
+    # Notification never had the raw name to search for (events carry "李*"), so free text is dropped
+    # whole rather than searched: after erasure or retention no delivery of these tickets is rendered again.
+    for r in await store.contexts_of(conn, ticket_nos=ticket_nos):
         await store.set_context(conn, delivery_id=r["id"],
-                                context=erasure.without_customer_words(context) if erase else context)
+                                context=facts_only(r["context"], why="erased" if erase else "purged"))
     await store.forget_ticket_customer(conn, ticket_nos=ticket_nos, column="erased_at" if erase else
                                        "contact_purged_at", now=now)
 

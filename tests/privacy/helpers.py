@@ -32,13 +32,14 @@ async def _hits(needles: list[str]) -> list[str]:
             " 'ARRAY')", list(SCHEMAS))
         found = []
         for c in cols:
-            ident = f'"{c["table_schema"]}"."{c["table_name"]}"'
-            expr = (f"convert_from(\"{c['column_name']}\", 'UTF8')" if c["data_type"] == "bytea"
-                    else f"\"{c['column_name']}\"::text")
+            ident, col = f'"{c["table_schema"]}"."{c["table_name"]}"', f'"{c["column_name"]}"'
             for needle in needles:
-                n = await conn.fetchval(f"SELECT count(*) FROM {ident} WHERE lower({expr}) LIKE '%' || lower($1) || '%'",
-                                        needle)
-                if n:
+                if c["data_type"] == "bytea":  # bytes: the needle's UTF-8, in either case
+                    where = (f"position(convert_to($1, 'UTF8') in {col}) > 0"
+                             f" OR position(convert_to(lower($1), 'UTF8') in {col}) > 0")
+                else:
+                    where = f"lower({col}::text) LIKE '%' || lower($1) || '%'"
+                if await conn.fetchval(f"SELECT count(*) FROM {ident} WHERE {where}", needle):
                     found.append(f"{c['table_schema']}.{c['table_name']}.{c['column_name']}: {needle}")
         return found
     finally:
