@@ -12,11 +12,26 @@ import httpx
 import pytest
 import uvicorn
 
+from services.intake.api import EraseBody, KeyLookup
+from services.review.api import ActionIn, ActionPatch
+from services.routing.api import AgentPatch, RosterBody
 from services.survey.domain import SurveyAnswer
-from shared.messages import COMMANDS, IntakeTicket
+from shared.messages import COMMANDS, EraseCustomer, IntakeTicket, Wire
 from tests.conftest import API_KEY
 
-WIRE_MODELS = [IntakeTicket, SurveyAnswer, *COMMANDS.values()]
+
+def _all_wire() -> list[type]:
+    found, todo = [], [Wire]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return found
+
+
+# every inbound model: the wire models (whoever adds one is checked) and the HTTP bodies of the services
+WIRE_MODELS = list(dict.fromkeys([IntakeTicket, EraseCustomer, SurveyAnswer, *COMMANDS.values(), *_all_wire(),
+                                  RosterBody, AgentPatch, ActionIn, ActionPatch, EraseBody, KeyLookup]))
 
 
 def _unbounded(schema: dict[str, Any], defs: dict[str, Any], path: str) -> list[str]:
