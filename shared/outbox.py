@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 from faststream.rabbit import RabbitBroker
@@ -60,20 +59,6 @@ async def add(
     await conn.execute(
         f"INSERT INTO {service}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, $3, $4)",
         envelope.id, envelope.type, ticket_no, envelope.to_bytes(),
-    )
-    return envelope
-
-
-async def add_unticketed(
-    conn: asyncpg.Connection, *, service: str, event: EventData, time: datetime | None = None
-) -> CloudEvent:
-    """Stage an event about no one ticket (``customer.erased``): its ``data`` has no ``ticket_no`` or
-    ``seq`` (a subscriber de-duplicates on the event id). Masked like every other event."""
-    envelope = CloudEvent(id=str(uuid.uuid4()), source=f"/helpdesk/{service}", type=event.type,
-                          time=time or datetime.now(UTC), data=mask_deep(event.payload()))
-    await conn.execute(
-        f"INSERT INTO {service}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, NULL, $3)",
-        envelope.id, envelope.type, envelope.to_bytes(),
     )
     return envelope
 

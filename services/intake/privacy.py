@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,10 +12,11 @@ import asyncpg
 import orjson
 
 from services.intake import store
-from shared import erasure, outbox
+from shared import erasure
+from shared.envelope import CloudEvent
 from shared.errors import TooManyRequests
 from shared.events import CustomerErased
-from shared.masking import mask_identifier, mask_name
+from shared.masking import mask_deep, mask_identifier, mask_name
 from shared.quota import Quotas, keep_windows_since
 from shared.settings import Settings
 
@@ -89,10 +91,16 @@ async def erase_customer(pool: asyncpg.Pool, *, customer_key: str, actor: str, n
         fresh = [t for t in tickets if t["erased_at"] is None]
         for t in fresh:
             await _scrub(conn, t, erase=True, now=now)
-        await outbox.add_unticketed(conn, service=SERVICE, event=CustomerErased(customer_key=customer_key))
+        await store.add_unticketed_event(conn, event=_erased(customer_key, now))
     log.info("customer erased", extra={"customer_key": customer_key, "tickets": len(fresh), "actor": actor})
     return {"customer_key": customer_key, "tickets": len(tickets), "newly_erased": len(fresh),
             "erased_at": now.isoformat()}
+
+
+def _erased(customer_key: str, now: datetime) -> CloudEvent:
+    """``customer.erased``: about a customer, not a ticket (no ``subject``, no ``ticket_no``/``seq``)."""
+    return CloudEvent(id=str(uuid.uuid4()), source=f"/helpdesk/{SERVICE}", type=CustomerErased.type, time=now,
+                      data=mask_deep(CustomerErased(customer_key=customer_key).payload()))
 
 
 # ---- export ----

@@ -188,3 +188,9 @@ async def outbox_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[
 
 async def set_outbox_body(conn: asyncpg.Connection, *, row_id: int, body: bytes) -> None:
     await conn.execute(f"UPDATE {S}.outbox SET body = $2 WHERE id = $1", row_id, body)
+
+
+async def add_unticketed_event(conn: asyncpg.Connection, *, event: CloudEvent) -> None:
+    """Stage an event about no one ticket (``customer.erased``) for the outbox relay."""
+    await conn.execute(f"INSERT INTO {S}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, NULL, $3)",
+                       event.id, event.type, event.to_bytes())
