@@ -49,7 +49,7 @@ async def create(
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
     await privacy.use_ticket_quota(rt.pool, caller=who.name, quotas=rt.settings.ticket_quotas, now=datetime.now(UTC))
-    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name, transport="http",
+    ticket, created = await usecases.create_ticket(rt, tz=rt.settings.tz, msg=body, caller=who.name, transport="http",
                                                   message_id=idempotency_key,
                                                   key_secret=rt.settings.customer_key_secret)
     if not created:
@@ -96,7 +96,7 @@ async def command(
                   for e in exc.errors(include_url=False)]
         return JSONResponse(error_body(errors), status_code=422)
     rt = _runtime(request)
-    await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who.name)
+    await usecases.apply_command(rt, action=action, cmd=cmd, caller=who.name)
     return await usecases.view(rt.pool, ticket_no=ticket_no)
 
 
@@ -135,7 +135,7 @@ async def erase(request: Request, customer_key: KeyPath, who: Admin,
     """Intake erases its own rows and announces ``customer.erased`` (only the key); notification and
     survey erase theirs on that event. Tickets' facts stay. Idempotent."""
     actor = (body.actor if body else None) or who.name
-    return await privacy.erase_customer(_runtime(request).pool, customer_key=customer_key, actor=actor,
+    return await privacy.erase_customer(_runtime(request), customer_key=customer_key, actor=actor,
                                         now=datetime.now(UTC))
 
 

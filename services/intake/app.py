@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, privacy, progress, progress_api, usecases
+from services.intake import api, handlers, privacy, progress, progress_api, store, usecases
 from shared.consumer import subscribe
 from shared.events import (
     CustomerErased, TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened,
@@ -49,6 +49,7 @@ FOREIGN_EVENTS = ["ticket.routed", "ticket.escalated", "sla.#", "notification.#"
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    rt.on_emitted = store.record_events  # intake's own events join the timeline in their transaction
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
@@ -66,7 +67,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     # privacy: customer.erase over AMQP, the daily retention purge, old quota windows
     rt.bindings.append((commands, COMMANDS, ["customer.erase"]))
     # hourly, so a restart never postpones it by a day; what is due is counted in days after close
-    rt.periodic.append((3600.0, lambda r: privacy.daily(r.pool, r.settings, now=datetime.now(UTC))))
+    rt.periodic.append((3600.0, lambda r: privacy.daily(r, now=datetime.now(UTC))))
     return rt
 
 

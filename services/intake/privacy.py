@@ -18,7 +18,8 @@ from shared.errors import TooManyRequests
 from shared.events import CustomerErased
 from shared.masking import mask_deep, mask_identifier, mask_name
 from shared.quota import Quotas, keep_windows_since
-from shared.settings import Settings
+from shared.runtime import Runtime
+from shared.unit import Within
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
@@ -83,15 +84,19 @@ async def _scrub(conn: asyncpg.Connection, t: asyncpg.Record, *, erase: bool, no
 
 # ---- customer.erase ----
 
-async def erase_customer(pool: asyncpg.Pool, *, customer_key: str, actor: str, now: datetime) -> dict[str, Any]:
+async def erase_customer(rt: Runtime, *, customer_key: str, actor: str, now: datetime,
+                         message_id: str | None = None, within: Within = None) -> dict[str, Any]:
     """Erase every ticket of ``customer_key`` and announce ``customer.erased`` (only the key) in the same
-    transaction. Idempotent: a repeat erases nothing new and announces again (subscribers are idempotent)."""
-    async with pool.acquire() as conn, conn.transaction():
-        tickets = await store.customer_tickets(conn, customer_key=customer_key, for_update=True)
+    transaction. Idempotent: a repeat erases nothing new and announces again (subscribers are idempotent);
+    a redelivered ``customer.erase`` (same message id) does nothing at all."""
+    async with rt.unit(consumer="customers", message_id=message_id, within=within) as u:
+        if u.duplicate:
+            return {"customer_key": customer_key, "duplicate": True}
+        tickets = await store.customer_tickets(u.conn, customer_key=customer_key, for_update=True)
         fresh = [t for t in tickets if t["erased_at"] is None]
         for t in fresh:
-            await _scrub(conn, t, erase=True, now=now)
-        await store.add_unticketed_event(conn, event=_erased(customer_key, now))
+            await _scrub(u.conn, t, erase=True, now=now)
+        await store.add_unticketed_event(u.conn, event=_erased(customer_key, now))
     log.info("customer erased", extra={"customer_key": customer_key, "tickets": len(fresh), "actor": actor})
     return {"customer_key": customer_key, "tickets": len(tickets), "newly_erased": len(fresh),
             "erased_at": now.isoformat()}
@@ -127,16 +132,16 @@ async def export_customer(pool: asyncpg.Pool, *, customer_key: str) -> dict[str,
 
 # ---- retention ----
 
-async def purge_expired(pool: asyncpg.Pool, *, now: datetime, retention_days: int, batch: int = 200) -> int:
+async def purge_expired(rt: Runtime, *, now: datetime, retention_days: int, batch: int = 200) -> int:
     """Tickets closed more than ``retention_days`` ago lose their raw contacts; their name is masked and
     their free text keeps only its masked form. Run daily; returns how many tickets it purged."""
     closed_before = now - timedelta(days=retention_days)
     total = 0
     while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await store.retention_due(conn, closed_before=closed_before, limit=batch)
+        async with rt.unit() as u:
+            rows = await store.retention_due(u.conn, closed_before=closed_before, limit=batch)
             for t in rows:
-                await _scrub(conn, t, erase=False, now=now)
+                await _scrub(u.conn, t, erase=False, now=now)
         total += len(rows)
         if len(rows) < batch:
             break
@@ -145,8 +150,8 @@ async def purge_expired(pool: asyncpg.Pool, *, now: datetime, retention_days: in
     return total
 
 
-async def daily(pool: asyncpg.Pool, settings: Settings, *, now: datetime) -> int:
+async def daily(rt: Runtime, *, now: datetime) -> int:
     """The daily job: retention (``HELPDESK_CONTACT_RETENTION_DAYS`` after close), old quota windows."""
-    purged = await purge_expired(pool, now=now, retention_days=settings.contact_retention_days)
-    await prune_quota(pool, now=now)
+    purged = await purge_expired(rt, now=now, retention_days=rt.settings.contact_retention_days)
+    await prune_quota(rt.pool, now=now)
     return purged

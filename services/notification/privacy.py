@@ -12,9 +12,10 @@ from typing import Any
 import asyncpg
 
 from services.notification import store
-from shared import inbox
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
+from shared.runtime import Runtime
+from shared.unit import Within
 
 CONSUMER = "notification.customers"
 log = logging.getLogger(__name__)
@@ -37,39 +38,39 @@ async def _scrub(conn: asyncpg.Connection, ticket_nos: list[str], *, erase: bool
                                        "contact_purged_at", now=now)
 
 
-async def on_customer_erased(pool: asyncpg.Pool, *, event: CloudEvent, now: datetime) -> int:
+async def on_customer_erased(rt: Runtime, *, event: CloudEvent, now: datetime, within: Within = None) -> int:
     """Erase what this schema holds about the customer (once per event); pending customer messages
     of those tickets are cancelled. Returns how many tickets it touched."""
     key = event.data.get("customer_key")
     if not isinstance(key, str) or not key:
         raise DomainError("data.customer_key", "required")
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema="notification", consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return 0
-        nos = [t["ticket_no"] for t in await store.customer_tickets(conn, customer_key=key)]
+        nos = [t["ticket_no"] for t in await store.customer_tickets(u.conn, customer_key=key)]
         if nos:
-            await _scrub(conn, nos, erase=True, now=now)
-            await store.cancel_pending(conn, ticket_nos=nos, now=now, reason="customer erased")
+            await _scrub(u.conn, nos, erase=True, now=now)
+            await store.cancel_pending(u.conn, ticket_nos=nos, now=now, reason="customer erased")
     log.info("customer erased", extra={"customer_key": key, "tickets": len(nos)})
     return len(nos)
 
 
 async def export_customer(pool: asyncpg.Pool, *, customer_key: str) -> dict[str, Any]:
     """The ticket facts and every delivery (with its attempts) of the customer's tickets."""
-    async with pool.acquire() as conn, conn.transaction():
-        tickets = [dict(t) for t in await store.customer_tickets(conn, customer_key=customer_key)]
+    async with pool.acquire() as conn:
+        tickets = [dict(t) for t in await store.customer_tickets(conn, customer_key=customer_key, lock=False)]
         deliveries = await store.export_deliveries(conn, ticket_nos=[t["ticket_no"] for t in tickets])
     return {"service": "notification", "customer_key": customer_key, "tickets": tickets, "deliveries": deliveries}
 
 
-async def purge_expired(pool: asyncpg.Pool, *, now: datetime, retention_days: int, batch: int = 200) -> int:
-    """Tickets closed more than ``retention_days`` ago: no customer id, names in contexts masked."""
+async def purge_expired(rt: Runtime, *, now: datetime, retention_days: int, batch: int = 200) -> int:
+    """Tickets closed more than ``retention_days`` ago: no customer id, contexts reduced to facts."""
     total = 0
     while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await store.retention_due(conn, closed_before=now - timedelta(days=retention_days), limit=batch)
+        async with rt.unit() as u:
+            rows = await store.retention_due(u.conn, closed_before=now - timedelta(days=retention_days), limit=batch)
             if rows:
-                await _scrub(conn, [r["ticket_no"] for r in rows], erase=False, now=now)
+                await _scrub(u.conn, [r["ticket_no"] for r in rows], erase=False, now=now)
         total += len(rows)
         if len(rows) < batch:
             return total

@@ -10,13 +10,13 @@ from fastapi import FastAPI
 
 from services.survey import api, handlers, privacy, usecases
 from services.survey.config import SurveyConfig
-from services.survey.worker import DueWorker
+from services.survey.events import SurveyCompletedScored, SurveyNegativeFlagged
 from services.survey.usecases import Policy
-from shared import db
+from services.survey.worker import DueWorker
 from shared.consumer import subscribe
 from shared.customer_api import customer_export
 from shared.events import (
-    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
+    SurveyCancelled, SurveyExpired, SurveyReminder, SurveySent,
 )
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -52,18 +52,9 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     erased = quorum_queue("survey.customers", routing_key="customer.erased", delivery_limit=rt.settings.delivery_limit)
     subscribe(rt.broker, erased, EVENTS, handlers.build_customers(rt), service=SERVICE)
     rt.periodic.append((3600.0, lambda r: privacy.purge_expired(
-        r.pool, now=datetime.now(UTC), retention_days=r.settings.contact_retention_days)))
+        r, now=datetime.now(UTC), retention_days=r.settings.contact_retention_days)))
 
-    async def start_scheduler(r: Runtime) -> None:
-        worker = DueWorker(
-            pool=r.pool, listen_dsn=db.role_dsn(r.settings, SERVICE), channel=f"{SERVICE}_due",
-            run=lambda now, limit: usecases.run_due(r.pool, policy, now=now, limit=limit),
-            next_due=lambda: usecases.next_due(r.pool), batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s,
-        )
-        worker.start()
-        r.on_stop.append(lambda _: worker.stop())
-
-    rt.on_start.append(start_scheduler)
+    rt.add_loop(DueWorker(rt, policy, batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s))
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(
         lambda r: usecases.refresh_metrics(r.pool, now=datetime.now(UTC), window_days=30))

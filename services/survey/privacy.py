@@ -13,9 +13,11 @@ import asyncpg
 import orjson
 
 from services.survey import store
-from shared import erasure, inbox
+from shared import erasure
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
+from shared.runtime import Runtime
+from shared.unit import Within
 from shared.masking import mask_text
 
 CONSUMER = "survey.customers"
@@ -28,19 +30,19 @@ def _without_comment(body: bytes) -> bytes:
     return orjson.dumps(envelope)
 
 
-async def on_customer_erased(pool: asyncpg.Pool, *, event: CloudEvent, now: datetime) -> int:
+async def on_customer_erased(rt: Runtime, *, event: CloudEvent, now: datetime, within: Within = None) -> int:
     """The customer's comments erased (rows and outbox events) in the tickets of that key, once per event."""
     key = event.data.get("customer_key")
     if not isinstance(key, str) or not key:
         raise DomainError("data.customer_key", "required")
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema="survey", consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return 0
-        nos = [t["ticket_no"] for t in await store.customer_tickets(conn, customer_key=key)]
+        nos = [t["ticket_no"] for t in await store.customer_tickets(u.conn, customer_key=key)]
         if nos:
-            await store.erase_surveys(conn, ticket_nos=nos, now=now)
-            for row in await store.outbox_of(conn, ticket_nos=nos):
-                await store.set_outbox_body(conn, row_id=row["id"], body=_without_comment(bytes(row["body"])))
+            await store.erase_surveys(u.conn, ticket_nos=nos, now=now)
+            for row in await store.outbox_of(u.conn, ticket_nos=nos):
+                await store.set_outbox_body(u.conn, row_id=row["id"], body=_without_comment(bytes(row["body"])))
     log.info("customer erased", extra={"customer_key": key, "tickets": len(nos)})
     return len(nos)
 
@@ -51,14 +53,14 @@ async def export_customer(pool: asyncpg.Pool, *, customer_key: str) -> dict[str,
     return {"service": "survey", "customer_key": customer_key, **rows}
 
 
-async def purge_expired(pool: asyncpg.Pool, *, now: datetime, retention_days: int, batch: int = 200) -> int:
+async def purge_expired(rt: Runtime, *, now: datetime, retention_days: int, batch: int = 200) -> int:
     """Comments answered more than ``retention_days`` ago keep only their masked form."""
     total = 0
     while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await store.comments_due(conn, answered_before=now - timedelta(days=retention_days), limit=batch)
+        async with rt.unit() as u:
+            rows = await store.comments_due(u.conn, answered_before=now - timedelta(days=retention_days), limit=batch)
             for r in rows:
-                await store.set_comment(conn, survey_id=r["survey_id"], comment=mask_text(r["comment"]), now=now)
+                await store.set_comment(u.conn, survey_id=r["survey_id"], comment=mask_text(r["comment"]), now=now)
         total += len(rows)
         if len(rows) < batch:
             return total

@@ -52,15 +52,15 @@ async def test_contacts_purged_a_year_after_close_and_not_before(intake, notific
     assert days == 365
 
     before = CLOSED + timedelta(days=364)
-    assert await intake_privacy.daily(intake.rt.pool, Settings(), now=before) == 0
-    assert await notification_privacy.purge_expired(notification.rt.pool, now=before, retention_days=days) == 0
+    assert await intake_privacy.daily(intake.rt, now=before) == 0
+    assert await notification_privacy.purge_expired(notification.rt, now=before, retention_days=days) == 0
     async with intake.rt.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM intake.tickets WHERE ticket_no = $1", no)
     assert row["customer_phone"] == p["phone"] and row["contact_purged_at"] is None
 
     after = CLOSED + timedelta(days=366)
-    assert await intake_privacy.daily(intake.rt.pool, Settings(), now=after) == 1
-    assert await notification_privacy.purge_expired(notification.rt.pool, now=after, retention_days=days) == 1
+    assert await intake_privacy.daily(intake.rt, now=after) == 1
+    assert await notification_privacy.purge_expired(notification.rt, now=after, retention_days=days) == 1
     async with intake.rt.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM intake.tickets WHERE ticket_no = $1", no)
     assert row["customer_phone"] is None and row["customer_email"] is None and row["customer_id"] is None
@@ -69,7 +69,7 @@ async def test_contacts_purged_a_year_after_close_and_not_before(intake, notific
     assert row["status"] == "closed" and row["responses"] == 1  # the facts stay
     assert await _hits(_raw_needles(p)) == []
     # a second run finds nothing more to do
-    assert await intake_privacy.daily(intake.rt.pool, Settings(), now=after) == 0
+    assert await intake_privacy.daily(intake.rt, now=after) == 0
     view = (await intake.client.get(f"/v1/tickets/{no}")).json()
     assert view["timeline"][0]["data"]["customer"]["name"] == p["name"][0] + "*"
 
@@ -83,7 +83,7 @@ async def test_survey_comment_keeps_only_its_masked_form_after_retention(survey)
             " VALUES ($1, '20010301000001', $2, 'answered', 'zh-CN', false, $3, 1, $4, $4, $4, 2, $5)",
             sid, uuid.uuid4().hex, str(uuid.uuid4()), CLOSED, "请打13612345678，或 lilei@example.com")
     now = CLOSED + timedelta(days=366)
-    assert await survey_privacy.purge_expired(survey.rt.pool, now=now, retention_days=365) >= 1
+    assert await survey_privacy.purge_expired(survey.rt, now=now, retention_days=365) >= 1
     async with survey.rt.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT comment, overall FROM survey.surveys WHERE survey_id = $1", sid)
     assert row["comment"] == "请打136****5678，或 l***@example.com" and row["overall"] == 2
