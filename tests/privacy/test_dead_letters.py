@@ -54,7 +54,7 @@ async def test_failing_message_dead_lettered_by_the_consumer_is_masked(run_env, 
     name = f"test.privacy.{uuid.uuid4().hex[:8]}"
     queue = topology.quorum_queue(name, routing_key=f"{name}.#", delivery_limit=2)
 
-    async def handler(msg) -> None:
+    async def handler(msg, _tx) -> None:
         raise RuntimeError(f"database unavailable while saving {PHONE}")
 
     subscribe(broker, queue, topology.INTAKE, handler, service="test")

@@ -27,7 +27,8 @@ async def _wait(pred, timeout: float = 20.0):
 
 
 async def _customer_history(intake, survey, notification, tap, p) -> tuple[str, str]:  # noqa: ANN001
-    body = {"channel": "wechat", "external_id": p["email"], "customer": {k: p[k] for k in ("name", "phone", "email", "id")},
+    body = {"channel": "wechat", "external_id": p["email"],
+            "customer": {k: p[k] for k in ("name", "phone", "email", "id")},
             "subject": f"{p['name']}的洗衣机漏水", "description": f"我是{p['name']}，请打 {p['phone']} 或发邮件 {p['email']}",
             "complaint": {"type": "attitude", "involved_staff": ["agent-7"], "demand": f"回电 {p['phone']}"}}
     r = await intake.client.post("/v1/tickets", json=body)
