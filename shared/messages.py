@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 CHANNELS = ("phone", "chat", "email", "app", "wechat", "web", "onsite")
 Channel = Literal["phone", "chat", "email", "app", "wechat", "web", "onsite"]
@@ -17,7 +17,10 @@ Priority = Literal["P1", "P2", "P3", "P4"]
 Outcome = Literal["resolved", "partial", "unresolved"]
 TICKET_NO_PATTERN = r"^\d{8}\d{6,}$"
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Every text and list field of a wire model has a bound (tests/privacy/test_limits.py walks them all):
+# free text 10,000 characters, names and ids 200, lists MAX_LIST_ITEMS unless a field says less.
+MAX_LIST_ITEMS = 100
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
@@ -27,12 +30,12 @@ def _nfkc(value: object) -> object:
     return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
 
 
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^(?:\+|\(\+?)?[0-9][0-9 ().\-]{4,24}$"),
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^(?:\+|\(\+?)?[0-9][0-9 ().\-]{4,24}$"),
                   BeforeValidator(_nfkc)]
 Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ]
-TicketNo = Annotated[str, StringConstraints(pattern=TICKET_NO_PATTERN)]
+TicketNo = Annotated[str, StringConstraints(max_length=40, pattern=TICKET_NO_PATTERN)]
 
 
 class Wire(BaseModel):
@@ -52,7 +55,7 @@ class Customer(Wire):
 
 class Complaint(Wire):
     type: Literal["attitude", "efficiency", "solution", "quality", "other"]
-    involved_staff: list[ShortText] | ShortText | None = None
+    involved_staff: Annotated[list[ShortText], Field(max_length=20)] | ShortText | None = None
     demand: LongText | None = None
 
 
@@ -149,3 +152,16 @@ COMMANDS: dict[str, type[Command]] = {
     "close": CloseTicket,
     "reprioritize": ReprioritizeTicket,
 }
+
+
+# ---- personal data (privacy): ``customer.erase`` on helpdesk.commands, POST /v1/customers/{key}/erase ----
+
+CustomerKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$", max_length=64)]
+
+
+class EraseCustomer(Wire):
+    """Erase a customer's contacts and name everywhere (idempotent); the tickets' facts stay."""
+
+    customer_key: CustomerKey
+    actor: ShortText
+    command_id: ShortText | None = None
