@@ -6,11 +6,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, tickets
+from services.intake import api, handlers, records, records_api, tickets
 from shared.consumer import subscribe
 from shared.events import (
-    TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
-    TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
+    TicketClosed, TicketCreated, TicketDetermined, TicketDiagnosed, TicketEscalationRequested, TicketProgressed,
+    TicketReopened, TicketReprioritized, TicketResolved, TicketResponded, TicketResumed, TicketRevisited,
+    TicketScheduled, TicketVerified, TicketWaiting,
 )
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -35,6 +36,13 @@ PUBLISHED = (
     (TicketReopened, "Reopened after resolution."),
     (TicketClosed, "Closed (archived)."),
     (TicketReprioritized, "An agent changed the priority; routing re-routes, SLA recomputes."),
+    # records (#14)
+    (TicketDiagnosed, "The diagnosis: result, cause (hardware|software|operation|quality|logistics|other), "
+                      "sub_item, responsibility."),
+    (TicketScheduled, "An on-site visit booked: appointment_at, place (masked)."),
+    (TicketVerified, "A complaint verified: method (call_recording|cctv|records|on_site|other), findings."),
+    (TicketDetermined, "A complaint decided: responsibility, department, remedy, amount, customer_accepted."),
+    (TicketRevisited, "The follow-up call after resolution: outcome, satisfied."),
 )
 
 
@@ -43,6 +51,7 @@ FOREIGN_EVENTS = ["ticket.routed", "ticket.escalated", "sla.#", "notification.#"
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    records.warranty_policy()  # a bad INTAKE_WARRANTY_FILE refuses the start, naming the key
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
@@ -63,5 +72,6 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
 def create_app(settings: Settings | None = None) -> FastAPI:
     rt = build_runtime(settings)
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
+    app.include_router(records_api.router)  # before api.router: its actions have their own bodies
     app.include_router(api.router)
     return app

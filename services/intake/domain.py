@@ -34,6 +34,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "reopen": (("resolved",), "in_progress"),
     "close": (OPEN + ("resolved",), "closed"),
     "reprioritize": (OPEN, None),
+    # records (#14); verify / determine are for complaints only (records_domain.check_allowed)
+    "diagnose": (OPEN, None),
+    "schedule": (OPEN, None),
+    "verify": (OPEN, None),
+    "determine": (OPEN, None),
+    "revisit": (("resolved", "closed"), None),
 }
 
 

@@ -122,3 +122,51 @@ async def open_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         f"SELECT status, coalesce(priority, 'none') AS priority, count(*) AS n FROM {S}.tickets"
         " WHERE status <> 'closed' GROUP BY 1, 2"
     )
+
+
+# ---- records (#14): service-order fields, customer history, diagnosis / appointment / complaint records ----
+
+_UPDATABLE.update({"cause", "sub_item", "diagnosis", "appointment", "verification", "determination", "revisit"})
+
+
+async def save_records_fields(
+    conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, customer_key: str | None,
+    customer_type: str | None, warranty: dict[str, Any] | None, received_at: datetime,
+) -> None:
+    """The new intake fields of a just-inserted ticket, and its row in the customer history."""
+    await conn.execute(
+        f"""UPDATE {S}.tickets SET product_model = $2, purchase_date = $3, invoice_no = $4, service_type = $5,
+                expected_by = $6, customer_type = $7, warranty = $8 WHERE ticket_no = $1""",
+        ticket_no, msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by,
+        customer_type, orjson.dumps(warranty).decode() if warranty else None,
+    )
+    if customer_key:
+        await conn.execute(
+            f"INSERT INTO {S}.customer_tickets (ticket_no, customer_key, received_at, product_model, invoice_no)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            ticket_no, customer_key, received_at, msg.product_model, msg.invoice_no,
+        )
+
+
+async def has_earlier_ticket(conn: asyncpg.Connection, *, customer_key: str, received_at: datetime) -> bool:
+    return bool(await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {S}.customer_tickets WHERE customer_key = $1 AND received_at < $2)",
+        customer_key, received_at))
+
+
+async def failed_repairs(
+    conn: asyncpg.Connection, *, customer_key: str | None, invoice_no: str | None, product_model: str | None,
+    received_at: datetime,
+) -> int:
+    """Earlier repairs of the same unit (same invoice, else same customer and model) that did not hold:
+    each resolved repair ticket of the unit (it failed again: this ticket) plus each reopen of one."""
+    if not invoice_no and not (customer_key and product_model):
+        return 0
+    return int(await conn.fetchval(
+        f"""SELECT coalesce(sum(1 + t.reopened), 0) FROM {S}.customer_tickets c
+            JOIN {S}.tickets t USING (ticket_no)
+            WHERE c.received_at < $4 AND t.resolved_at IS NOT NULL
+              AND (t.service_type = 'repair' OR t.warranty->>'entitlement' = 'repair' OR t.diagnosis IS NOT NULL)
+              AND (($1::text IS NOT NULL AND c.invoice_no = $1)
+                   OR ($1::text IS NULL AND c.customer_key = $2 AND c.product_model = $3))""",
+        invoice_no, customer_key, product_model, received_at))

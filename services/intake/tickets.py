@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import orjson
 
-from services.intake import domain, metrics, store
+from services.intake import domain, metrics, records, store
 from shared import inbox, outbox
 from shared.batching import after_commit
 from shared.envelope import CloudEvent
@@ -39,6 +39,7 @@ async def create_ticket(
     """
     now = datetime.now(UTC)
     received_at = domain.check_intake(msg, now=now)
+    records.check_intake(msg, received_at=received_at, tz=tz)
     if msg.external_id or message_id:
         async with pool.acquire() as conn:
             existing = await store.find_duplicate(
@@ -49,18 +50,18 @@ async def create_ticket(
     day = domain.numbering_day(now, tz)
     try:
         ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
-                                          caller=caller, message_id=message_id)
+                                          caller=caller, message_id=message_id, tz=tz)
     except asyncpg.UndefinedTableError:  # the day's first ticket: its serial sequence is not there yet
         await store.ensure_serial_sequence(pool, day=day)
         ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
-                                          caller=caller, message_id=message_id)
+                                          caller=caller, message_id=message_id, tz=tz)
     after_commit(metrics.RECEIVED.labels(msg.channel, transport, "created" if created else "duplicate").inc)
     return ticket, created
 
 
 async def _register(
     pool: asyncpg.Pool, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
-    caller: str | None, message_id: str | None,
+    caller: str | None, message_id: str | None, tz: ZoneInfo,
 ) -> tuple[asyncpg.Record, bool]:
     """One transaction: number, store and announce the ticket (or find the duplicate that won)."""
     async with pool.acquire() as conn, conn.transaction():
@@ -72,12 +73,13 @@ async def _register(
             existing = await store.find_duplicate(
                 conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)
             return existing, False
+        extra = await records.on_register(conn, ticket_no=ticket_no, msg=msg, received_at=received_at, tz=tz)
         event = TicketCreated(
             channel=msg.channel, external_id=msg.external_id, customer=domain.masked_customer(msg.customer),
             subject=msg.subject, description=msg.description, kind=msg.kind, urgency=msg.urgency,
             impact=msg.impact, order_no=msg.order_no, product=msg.product,
             complaint=msg.complaint.model_dump(mode="json") if msg.complaint else None,
-            received_at=received_at, created_at=now, caller=caller,
+            received_at=received_at, created_at=now, caller=caller, **extra,
         )
         await _emit(conn, ticket_no, event)
     return ticket, True
@@ -100,7 +102,7 @@ async def apply_command(
             return ticket
         status = domain.next_status(ticket["status"], action)
         now = datetime.now(UTC)
-        changes, event = domain.decide(action, ticket, cmd, now)
+        changes, event = await records.decide(conn, action, ticket, cmd, now)
         await store.update(conn, ticket_no=cmd.ticket_no, status=status, **changes)
         await _emit(conn, cmd.ticket_no, event)
         updated = await store.get(conn, ticket_no=cmd.ticket_no)
@@ -181,6 +183,7 @@ async def view(pool: asyncpg.Pool, *, ticket_no: str) -> dict[str, Any]:
                      "escalated": t["escalated"], "reopened": t["reopened"], "outcome": t["outcome"],
                      "first_contact": t["first_contact"], "resolved_at": t["resolved_at"],
                      "closed_at": t["closed_at"]},
+        **records.view_fields(t),
         "sla": domain.sla_state(events),
         "timeline": events,
     }
