@@ -39,7 +39,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "schedule": (OPEN, None),
     "verify": (OPEN, None),
     "determine": (OPEN, None),
-    "revisit": (("resolved", "closed"), None),
+    "revisit": (("resolved",), None),  # closed stays terminal: the follow-up call comes before archiving
 }
 
 

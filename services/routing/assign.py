@@ -21,7 +21,7 @@ from services.routing.events import Routed
 from services.routing.metrics import Pending
 from shared import inbox, outbox
 from shared.envelope import CloudEvent
-from shared.events import TicketCreated, TicketEscalationRequested, TicketReprioritized
+from shared.events import TicketCreated, TicketDiagnosed, TicketEscalationRequested, TicketReprioritized
 
 SERVICE = "routing"
 CONSUMER = "tickets"
@@ -78,7 +78,9 @@ async def route_created(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -
     complaint = data.complaint or None
     facts = domain.Facts(subject=data.subject, description=data.description, kind=data.kind,
                          complaint_type=(complaint or {}).get("type") if complaint else None,
-                         urgency=data.urgency, tier=data.customer.tier, impact=data.impact)
+                         urgency=data.urgency, tier=data.customer.tier, impact=data.impact,
+                         service_type=data.service_type,
+                         entitlement=data.warranty.entitlement if data.warranty else None)
     d = domain.decide(rules, facts)
     pending = Pending()
     async with pool.acquire() as conn, conn.transaction():
@@ -219,7 +221,8 @@ async def request_escalation(pool: asyncpg.Pool, rules: RuleSet, event: CloudEve
     pending.commit()
 
 
-async def _transfer(conn: asyncpg.Connection, t: Mapping[str, Any], dept: str, pending: Pending) -> None:
+async def _transfer(conn: asyncpg.Connection, t: Mapping[str, Any], dept: str, pending: Pending, *,
+                    reason: str = "transferred") -> None:
     """Move ``t`` to ``dept``: its current assignee's slot is freed (and refilled from their queue)."""
     old_agent = t["assignee"] if t["state"] == "assigned" else None
     old_dept = await store.agent_department(conn, agent_id=old_agent)
@@ -227,6 +230,29 @@ async def _transfer(conn: asyncpg.Connection, t: Mapping[str, Any], dept: str, p
     await store.update_ticket(conn, ticket_no=t["ticket_no"], state="queued", department=dept)
     if old_agent:
         await store.drop_load(conn, agent_id=old_agent)
-    await _requeue(conn, t, dept, pending, reason="transferred", prefer=None)
+    await _requeue(conn, t, dept, pending, reason=reason, prefer=None)
     for other in sorted({x for x in (t["department"], old_dept) if x and x != dept}):
         await drain(conn, other, pending)
+
+
+async def diagnosed(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -> None:
+    """``ticket.diagnosed`` (records #14): a rule matching the diagnosis' ``cause`` re-classifies the
+    ticket; when that category belongs to another department the ticket is transferred there
+    (``ticket.routed``, reason ``diagnosed``). Otherwise nothing changes."""
+    data = TicketDiagnosed.model_validate(event.data)
+    rule = domain.record_rule(rules, domain.Facts(cause=data.cause))
+    pending = Pending()
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+            return
+        t = await _ticket(conn, event.ticket_no)
+        if rule is None or t["state"] == "released" or rule.category == t["category"]:
+            return
+        dept = rules.department_of(rule.category)
+        await store.update_ticket(conn, ticket_no=t["ticket_no"], category=rule.category, rule=rule.name)
+        t = await store.get_ticket(conn, ticket_no=t["ticket_no"])
+        if dept and dept != t["department"]:
+            await _transfer(conn, t, dept, pending, reason="diagnosed")
+        else:
+            await emit_routed(conn, t, pending, reason="diagnosed")
+    pending.commit()

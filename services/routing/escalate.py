@@ -49,7 +49,7 @@ async def escalate(conn: asyncpg.Connection, rules: RuleSet, ticket_no: str, tri
     due_at = now + timedelta(minutes=rules.escalation.callback_minutes) if trigger == "survey_negative" else None
     await outbox.add(conn, service=SERVICE, ticket_no=ticket_no, event=Escalated(
         level=target.level, to=target.to, reason=reason, role=target.role, trigger=trigger,
-        department=t["department"], due_at=due_at,
+        department=t["department"], due_at=due_at, step=info.get("step") if trigger.startswith("step_") else None,
     ))
     await store.add_escalation(conn, ticket_no=ticket_no, trigger=trigger, level=target.level, role=target.role,
                                to=target.to, reason=reason, due_at=due_at)
@@ -64,6 +64,9 @@ async def on_signal(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -> No
     second breach; ``survey.negative`` -> the manager, who calls back within the configured time."""
     trigger, model, counter = SIGNALS[event.type]
     data = model.model_validate(event.data)
+    step = event.type in ("sla.warning", "sla.breached") and event.data.get("metric") == "step"
+    if step:  # records (#14): a step overdue goes to the handler's superior; the SLA ladder is not climbed
+        trigger = "step_" + trigger.removeprefix("sla_")
     pending = Pending()
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
@@ -71,8 +74,9 @@ async def on_signal(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -> No
         t = await store.get_ticket(conn, ticket_no=event.ticket_no, for_update=True)
         if t is None:
             raise NotYetKnown(f"routing has no ticket {event.ticket_no} (yet)")
-        occurrence = t[counter] + 1
-        await store.update_ticket(conn, ticket_no=t["ticket_no"], **{counter: occurrence})
-        await escalate(conn, rules, t["ticket_no"], trigger, data.model_dump(mode="json"), pending,
-                       occurrence=occurrence)
+        occurrence = 1 if step else t[counter] + 1
+        if not step:
+            await store.update_ticket(conn, ticket_no=t["ticket_no"], **{counter: occurrence})
+        await escalate(conn, rules, t["ticket_no"], trigger, {**data.model_dump(mode="json"), **event.data},
+                       pending, occurrence=occurrence)
     pending.commit()

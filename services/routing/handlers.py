@@ -15,7 +15,7 @@ from shared.errors import DomainError
 from shared.runtime import Runtime
 
 TICKET_KEYS = ["ticket.created", "ticket.reprioritized", "ticket.reopened", "ticket.resolved", "ticket.closed",
-               "ticket.escalation_requested"]
+               "ticket.escalation_requested", "ticket.diagnosed"]
 SIGNAL_KEYS = list(escalate.SIGNALS)
 
 
@@ -49,6 +49,8 @@ def build(rt: Runtime, rules: RuleSet, ready: asyncio.Event):
                 await assign.release(rt.pool, event)
             case "ticket.escalation_requested":
                 await assign.request_escalation(rt.pool, rules, event)
+            case "ticket.diagnosed":
+                await assign.diagnosed(rt.pool, rules, event)
 
     async def on_signal(msg: RabbitMessage) -> None:
         """``sla.warning`` -> the assignee's lead; ``sla.breached`` -> the department supervisor, then the
