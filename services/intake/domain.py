@@ -153,7 +153,8 @@ def sla_state(events: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     for e in events:
         if e["type"] in states:
             data = e["data"]
-            current = out.setdefault(data["metric"], {})
+            key = f"step:{data['step']}" if data.get("step") else data["metric"]  # records: one entry per step
+            current = out.setdefault(key, {})
             if current.get("state") in ("met",) and e["type"] != "sla.started":
                 continue
             current.update({"state": states[e["type"]], "due_at": data.get("due_at"), "policy":

@@ -231,7 +231,7 @@ def escalation_reason(trigger: str, data: Mapping[str, object], *, callback_minu
         case "unassignable":
             return str(data.get("why") or "no department can take the ticket")
         case "step_breached":
-            return f"工单{data.get('ticket_no')}已超{limit_text(data.get('limit'))}未完成（步骤 {data.get('step')}）"
+            return f"工单{data.get('ticket_no')}已超{limit_text(data.get('limit'))}未完成"  # the seeds' message
         case "step_warning":
             return (f"工单{data.get('ticket_no')}的步骤 {data.get('step')} 即将超时（时限{limit_text(data.get('limit'))}，"
                     f"剩余{round(float(data.get('remaining_s') or 0) / 60)}分钟）")
