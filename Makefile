@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 
 ## run every service (intake 8001, routing 8002, sla 8003, notification 8004, survey 8005)
 run: venv
-	HELPDESK_API_KEYS=$${HELPDESK_API_KEYS:-dev:dev-secret} $(PY) -m shared.run
+	HELPDESK_API_KEYS=$${HELPDESK_API_KEYS:-dev:dev-secret:admin} $(PY) -m shared.run
 
 ## the whole suite against the real RabbitMQ and Postgres
 test: venv

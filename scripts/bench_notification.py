@@ -106,7 +106,7 @@ async def run(n: int, concurrency: int) -> None:
     vhost, dbname = f"helpdesk_bench_notification_{tag}", f"helpdesk_bench_notification_{tag}"
     amqp = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     os.environ.update({"AMQP_URL": amqp, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{dbname}",
-                       "HELPDESK_API_KEYS": "bench:bench", "HELPDESK_LOG_LEVEL": "WARNING"})
+                       "HELPDESK_API_KEYS": "bench:bench:admin", "HELPDESK_LOG_LEVEL": "WARNING"})
     support.create_vhost(vhost)
     port = free_port()
     counter = multiprocessing.Value("i", 0)

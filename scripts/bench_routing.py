@@ -201,7 +201,7 @@ def main() -> None:
     support.create_vhost(name)
     amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{name}"
     env = {"AMQP_URL": amqp_url, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
-           "HELPDESK_API_KEYS": "bench:bench"}
+           "HELPDESK_API_KEYS": "bench:bench:admin"}
     try:
         # Created here: two services creating it at once can race in shared.db.ensure_database.
         asyncio.run(create_database(name))

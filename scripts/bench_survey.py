@@ -108,7 +108,7 @@ def main() -> None:
     support.create_vhost(name)
     os.environ.update({"AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{name}",
                        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
-                       "HELPDESK_API_KEYS": f"bench:{API_KEY}", "HELPDESK_LOG_LEVEL": "WARNING"})
+                       "HELPDESK_API_KEYS": f"bench:{API_KEY}:admin", "HELPDESK_LOG_LEVEL": "WARNING"})
     try:
         asyncio.run(run(args.tickets, args.concurrency))
     finally:

@@ -26,7 +26,7 @@ async def environment(prefix: str = "bench") -> AsyncIterator[dict[str, str]]:
     env = {
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{name}",
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
-        "HELPDESK_API_KEYS": "bench:bench-secret",
+        "HELPDESK_API_KEYS": "bench:bench-secret:admin",
         "HELPDESK_LOG_LEVEL": "WARNING",
     }
     try:

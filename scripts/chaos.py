@@ -93,7 +93,7 @@ class Chaos:
         self.http_shapes: Counter[str] = Counter()
         self.infra: list[str] = []
         self.producing = True
-        self.headers = {"X-API-Key": env["HELPDESK_API_KEYS"].split(",")[0].split(":", 1)[1]}
+        self.headers = {"X-API-Key": env["HELPDESK_API_KEYS"].split(",")[0].split(":")[1]}
 
     # -------------------------------------------------------------- load
     async def produce(self, pub: IntakePublisher) -> None:

@@ -29,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     names = args.services or available()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("HELPDESK_API_KEYS", "dev:dev-secret")
+    env.setdefault("HELPDESK_API_KEYS", "dev:dev-secret:admin")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     restarts = dict.fromkeys(names, 0)
     stopping = False

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.auth import Principal, parse_api_keys
 
 SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
 
@@ -36,18 +38,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
+    # ---- personal data (privacy, README "Data protection") ----
+    # Key of the customer_key HMAC: the same in every service and never changed (keys would change).
+    customer_key_secret: str = Field("helpdesk-dev-customer-key", alias="HELPDESK_CUSTOMER_KEY_SECRET")
 
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.helpdesk_tz)
 
+    @model_validator(mode="after")
+    def _keys_parse(self) -> Settings:
+        parse_api_keys(self.api_keys)  # a bad entry refuses the start, naming it
+        return self
+
+    @cached_property
+    def api_principals(self) -> dict[str, Principal]:
+        """Key -> caller (name and roles), parsed from ``name:key:role+role,...``."""
+        return parse_api_keys(self.api_keys)
+
     @cached_property
     def api_key_map(self) -> dict[str, str]:
-        """Key -> caller name, parsed from ``name:key,name2:key2``."""
-        keys: dict[str, str] = {}
-        for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
-            name, sep, key = pair.partition(":")
-            if not sep or not name or not key:
-                raise ValueError(f"HELPDESK_API_KEYS: entry {pair!r} is not name:key")
-            keys[key] = name
-        return keys
+        """Key -> caller name."""
+        return {key: p.name for key, p in self.api_principals.items()}
+
+    def key_with_role(self, role: str) -> str:
+        """The first configured key that may act as ``role`` ("" when none): a service's own key."""
+        return next((k for k, p in self.api_principals.items() if p.has(role)), "")

@@ -21,6 +21,9 @@ from tests import support
 
 RUN_ID = uuid.uuid4().hex[:10]
 API_KEY = "test-secret"
+# One key per role besides the admin ``tester`` (tests/security exercises each).
+ROLE_KEYS = {"channel": "gw-secret", "agent": "agent-secret", "supervisor": "sup-secret",
+             "contacts": "notify-secret", "analyst": "analyst-secret"}
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +33,10 @@ def run_env() -> dict[str, str]:
     env = {
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/helpdesk_test_{RUN_ID}",
-        "HELPDESK_API_KEYS": f"tester:{API_KEY},desk:desk-secret",
+        "HELPDESK_API_KEYS": ",".join([f"tester:{API_KEY}:admin", "desk:desk-secret:agent+supervisor",
+                                        "gw:gw-secret:channel", "agent:agent-secret:agent",
+                                        "sup:sup-secret:supervisor", "notify:notify-secret:contacts",
+                                        "analyst:analyst-secret:analyst"]),
         "HELPDESK_DELIVERY_LIMIT": "3",
         # many services and replicas share one Postgres in the suite: keep each pool small
         "HELPDESK_DB_POOL_MAX": "5",

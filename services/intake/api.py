@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.intake import tickets
-from shared.auth import Caller
+from services.intake import usecases
+from shared.auth import Forbidden, Principal, require
 from shared.errors import NotFound
 from shared.http import error_body
 from shared.messages import COMMANDS, TICKET_NO_PATTERN, IntakeTicket
@@ -24,6 +24,14 @@ def _runtime(request: Request) -> Runtime:
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
 
+# Commands only a supervisor may give; every other lifecycle command is an agent's.
+SUPERVISOR_COMMANDS = frozenset({"close", "reprioritize"})
+Channel = Annotated[Principal, Depends(require("channel"))]
+Reader = Annotated[Principal, Depends(require("channel", "agent", "analyst"))]
+Contacts = Annotated[Principal, Depends(require("contacts"))]
+Agent = Annotated[Principal, Depends(require("agent"))]
+
+
 def _check_no(ticket_no: str) -> None:
     if not re.fullmatch(TICKET_NO_PATTERN, ticket_no):
         raise NotFound("ticket_no", f"{ticket_no!r} is not a ticket number (YYYYMMDD + serial)")
@@ -31,14 +39,15 @@ def _check_no(ticket_no: str) -> None:
 
 @router.post("", status_code=201, summary="Register a ticket (idempotent on channel + external_id)")
 async def create(
-    request: Request, response: Response, body: IntakeTicket, who: Caller,
+    request: Request, response: Response, body: IntakeTicket, who: Channel,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> dict[str, Any]:
     """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
-    ticket, created = await tickets.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who, transport="http",
-                                                  message_id=idempotency_key)
+    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name, transport="http",
+                                                  message_id=idempotency_key,
+                                                  key_secret=rt.settings.customer_key_secret)
     if not created:
         response.status_code = 200
     return {"ticket_no": ticket["ticket_no"], "status": ticket["status"], "created": created,
@@ -46,20 +55,22 @@ async def create(
 
 
 @router.get("/{ticket_no}", summary="A ticket: status, assignment, SLA state and its whole timeline")
-async def get_ticket(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
+async def get_ticket(request: Request, ticket_no: str, who: Reader) -> dict[str, Any]:
+    """A channel's key sees only the tickets it created (others are 404 to it)."""
     _check_no(ticket_no)
-    return await tickets.view(_runtime(request).pool, ticket_no=ticket_no)
+    return await usecases.view(_runtime(request).pool, ticket_no=ticket_no,
+                              created_by=who.name if who.channel_only else None)
 
 
 @router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
-async def get_contact(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
+async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[str, Any]:
     _check_no(ticket_no)
-    return await tickets.contact(_runtime(request).pool, ticket_no=ticket_no)
+    return await usecases.contact(_runtime(request).pool, ticket_no=ticket_no)
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))
 async def command(
-    request: Request, ticket_no: str, action: str, who: Caller,
+    request: Request, ticket_no: str, action: str, who: Agent,
     body: Annotated[dict[str, Any], Body(examples=[{"actor": "agent-7", "message": "我们已收到，正在处理"}])],
 ) -> Any:
     """The body is the command without ``ticket_no`` (taken from the path), e.g. ``resolve``:
@@ -67,6 +78,8 @@ async def command(
     model = COMMANDS.get(action)
     if model is None:
         raise NotFound("action", f"unknown action {action!r}; one of {', '.join(COMMANDS)}")
+    if action in SUPERVISOR_COMMANDS and not who.has("supervisor"):
+        raise Forbidden("X-API-Key", f"needs role supervisor to {action} (caller {who.name!r})")
     _check_no(ticket_no)
     try:
         cmd = model.model_validate({**body, "ticket_no": ticket_no})
@@ -75,5 +88,5 @@ async def command(
                   for e in exc.errors(include_url=False)]
         return JSONResponse(error_body(errors), status_code=422)
     rt = _runtime(request)
-    await tickets.apply_command(rt.pool, action=action, cmd=cmd, caller=who)
-    return await tickets.view(rt.pool, ticket_no=ticket_no)
+    await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who.name)
+    return await usecases.view(rt.pool, ticket_no=ticket_no)

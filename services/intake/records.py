@@ -10,9 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -24,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.intake import domain, records_domain, store, warranty
 from shared.events import EventData
-from shared.messages import Command, Customer, IntakeTicket
+from shared.messages import Command, IntakeTicket
 
 JSON_COLUMNS = ("diagnosis", "appointment", "verification", "determination", "revisit")
 
@@ -46,46 +43,13 @@ def warranty_policy() -> warranty.WarrantyPolicy:
     return _policy(RecordsSettings().warranty_file)
 
 
-class _KeySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HELPDESK_", extra="ignore", frozen=True)
-    customer_key_secret: str = "helpdesk-dev-customer-key"
-
-
-def customer_key(customer: Customer) -> str | None:
-    """The customer's keyed hash (INTERFACES.md: HMAC-SHA256 of the E.164 phone, else the lower-cased
-    email, else ``customer.id``). The one place customer type asks; it defers to privacy's
-    ``shared.customers.customer_key`` once that exists."""
-    try:
-        from shared.customers import customer_key as shared_key  # type: ignore[import-not-found]
-    except ImportError:
-        shared_key = None
-    if shared_key is not None:
-        return shared_key(customer)
-    basis = _e164(customer.phone) or (customer.email or "").strip().lower() or (customer.id or "")
-    if not basis:
-        return None
-    secret = _KeySettings().customer_key_secret.encode()
-    return hmac.new(secret, basis.encode(), hashlib.sha256).hexdigest()
-
-
-def _e164(phone: str | None) -> str | None:
-    """``+8613812345678`` from ``138 1234 5678``, ``0086…``, ``86…`` or ``+86…`` (+86 by default)."""
-    if not phone:
-        return None
-    digits = re.sub(r"[^0-9]", "", phone)
-    if phone.strip().startswith("+"):
-        return "+" + digits
-    if digits.startswith("00"):
-        return "+" + digits[2:]
-    if digits.startswith("86") and len(digits) == 13:
-        return "+" + digits
-    return "+86" + digits
-
-
 async def on_register(conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime,
-                      tz: ZoneInfo) -> dict[str, Any]:
-    """Store the new intake fields; returns ``ticket.created``'s records fields (customer type, warranty)."""
-    key = customer_key(msg.customer)
+                      tz: ZoneInfo, customer_key: str | None) -> dict[str, Any]:
+    """Store the new intake fields; returns ``ticket.created``'s records fields (customer type, warranty).
+
+    ``customer_key`` is the ticket's (privacy's ``domain.customer_key``): ``returning`` when an earlier
+    ticket has the same key."""
+    key = customer_key
     ctype = None
     if key:
         ctype = "returning" if await store.has_earlier_ticket(conn, customer_key=key, received_at=received_at) \
@@ -98,8 +62,7 @@ async def on_register(conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTi
                             on=max(received_at.astimezone(tz).date(), msg.purchase_date),
                             product=msg.product, model=msg.product_model, failed_repairs=repairs)
     wdict = w.model_dump(mode="json") if w else None
-    await store.save_records_fields(conn, ticket_no=ticket_no, msg=msg, customer_key=key, customer_type=ctype,
-                                    warranty=wdict, received_at=received_at)
+    await store.save_records_fields(conn, ticket_no=ticket_no, msg=msg, customer_type=ctype, warranty=wdict)
     return {"product_model": msg.product_model, "purchase_date": msg.purchase_date, "invoice_no": msg.invoice_no,
             "service_type": msg.service_type, "expected_by": msg.expected_by, "customer_type": ctype,
             "warranty": w}

@@ -45,20 +45,20 @@ async def drop_old_serials(conn: asyncpg.Connection, *, before: date) -> int:
 
 async def insert_ticket(
     conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime, caller: str | None,
-    message_id: str | None,
+    message_id: str | None, customer_key: str | None = None,
 ) -> asyncpg.Record | None:
     """Insert and return the row; None when ``channel`` + ``external_id`` (or + ``message_id``) has a ticket."""
     c = msg.customer
     return await conn.fetchrow(
         f"""INSERT INTO {S}.tickets (ticket_no, channel, external_id, message_id, status, customer_name, customer_id,
                 customer_phone, customer_email, customer_tier, customer_language, subject, description, kind,
-                urgency, impact, order_no, product, complaint, caller, received_at)
-            VALUES ($1,$2,$3,$20,'new',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+                urgency, impact, order_no, product, complaint, caller, received_at, customer_key)
+            VALUES ($1,$2,$3,$20,'new',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21)
             ON CONFLICT DO NOTHING RETURNING *""",
         ticket_no, msg.channel, msg.external_id, c.name, c.id, c.phone, c.email, c.tier, c.language,
         msg.subject, msg.description, msg.kind, msg.urgency, msg.impact, msg.order_no, msg.product,
         orjson.dumps(msg.complaint.model_dump(mode="json")).decode() if msg.complaint else None,
-        caller, received_at, message_id,
+        caller, received_at, message_id, customer_key,
     )
 
 
@@ -130,27 +130,21 @@ _UPDATABLE.update({"cause", "sub_item", "diagnosis", "appointment", "verificatio
 
 
 async def save_records_fields(
-    conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, customer_key: str | None,
-    customer_type: str | None, warranty: dict[str, Any] | None, received_at: datetime,
+    conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, customer_type: str | None,
+    warranty: dict[str, Any] | None,
 ) -> None:
-    """The new intake fields of a just-inserted ticket, and its row in the customer history."""
+    """The new intake fields of a just-inserted ticket."""
     await conn.execute(
         f"""UPDATE {S}.tickets SET product_model = $2, purchase_date = $3, invoice_no = $4, service_type = $5,
                 expected_by = $6, customer_type = $7, warranty = $8 WHERE ticket_no = $1""",
         ticket_no, msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by,
         customer_type, orjson.dumps(warranty).decode() if warranty else None,
     )
-    if customer_key:
-        await conn.execute(
-            f"INSERT INTO {S}.customer_tickets (ticket_no, customer_key, received_at, product_model, invoice_no)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            ticket_no, customer_key, received_at, msg.product_model, msg.invoice_no,
-        )
 
 
 async def has_earlier_ticket(conn: asyncpg.Connection, *, customer_key: str, received_at: datetime) -> bool:
     return bool(await conn.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {S}.customer_tickets WHERE customer_key = $1 AND received_at < $2)",
+        f"SELECT EXISTS (SELECT 1 FROM {S}.tickets WHERE customer_key = $1 AND received_at < $2)",
         customer_key, received_at))
 
 
@@ -163,10 +157,9 @@ async def failed_repairs(
     if not invoice_no and not (customer_key and product_model):
         return 0
     return int(await conn.fetchval(
-        f"""SELECT coalesce(sum(1 + t.reopened), 0) FROM {S}.customer_tickets c
-            JOIN {S}.tickets t USING (ticket_no)
-            WHERE c.received_at < $4 AND t.resolved_at IS NOT NULL
+        f"""SELECT coalesce(sum(1 + t.reopened), 0) FROM {S}.tickets t
+            WHERE t.received_at < $4 AND t.resolved_at IS NOT NULL
               AND (t.service_type = 'repair' OR t.warranty->>'entitlement' = 'repair' OR t.diagnosis IS NOT NULL)
-              AND (($1::text IS NOT NULL AND c.invoice_no = $1)
-                   OR ($1::text IS NULL AND c.customer_key = $2 AND c.product_model = $3))""",
+              AND (($1::text IS NOT NULL AND t.invoice_no = $1)
+                   OR ($1::text IS NULL AND t.customer_key = $2 AND t.product_model = $3))""",
         invoice_no, customer_key, product_model, received_at))

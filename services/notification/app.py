@@ -29,7 +29,7 @@ FACT_EVENTS = {"ticket.created", "ticket.routed", "ticket.reprioritized"}
 
 
 def _api_key(settings: Settings, opts: NotificationSettings) -> str:
-    return opts.api_key or next(iter(settings.api_key_map), "")
+    return opts.api_key or settings.key_with_role("contacts")
 
 
 def build_runtime(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.routing import roster
+from services.routing.usecases import roster
 from services.routing.config import AgentSpec, RuleSet
-from shared.auth import Caller
+from shared.auth import Principal, require
 from shared.errors import DomainError
 from shared.runtime import Runtime
 
@@ -23,6 +23,9 @@ def _rules(request: Request) -> RuleSet:
 
 
 router = APIRouter(prefix="/v1", tags=["routing"])
+# Reads: agents and analysts; changing who works (roster, availability, capacity): supervisors.
+Reader = Annotated[Principal, Depends(require("agent", "analyst"))]
+Supervisor = Annotated[Principal, Depends(require("supervisor"))]
 
 
 class RosterBody(BaseModel):
@@ -37,24 +40,24 @@ class AgentPatch(BaseModel):
 
 
 @router.get("/roster", summary="Departments (with queue lengths) and agents (capacity, availability, load)")
-async def get_roster(request: Request, who: Caller) -> dict[str, Any]:
+async def get_roster(request: Request, who: Reader) -> dict[str, Any]:
     return await roster.view(_runtime(request).pool)
 
 
 @router.put("/roster", summary="Replace the roster; agents left out are removed (or made unavailable "
             "while they still hold tickets)")
-async def put_roster(request: Request, body: RosterBody, who: Caller) -> dict[str, Any]:
-    return await roster.replace_roster(_runtime(request).pool, _rules(request), body.agents, caller=who)
+async def put_roster(request: Request, body: RosterBody, who: Supervisor) -> dict[str, Any]:
+    return await roster.replace_roster(_runtime(request).pool, _rules(request), body.agents, caller=who.name)
 
 
 @router.get("/agents/{agent_id}", summary="An agent and the tickets they hold")
-async def get_agent(request: Request, agent_id: str, who: Caller) -> dict[str, Any]:
+async def get_agent(request: Request, agent_id: str, who: Reader) -> dict[str, Any]:
     return await roster.agent(_runtime(request).pool, agent_id=agent_id)
 
 
 @router.patch("/agents/{agent_id}", summary="Change an agent's availability or capacity; freed room "
               "takes the oldest queued tickets at once")
-async def patch_agent(request: Request, agent_id: str, body: AgentPatch, who: Caller) -> dict[str, Any]:
+async def patch_agent(request: Request, agent_id: str, body: AgentPatch, who: Supervisor) -> dict[str, Any]:
     if body.available is None and body.capacity is None:
         raise DomainError("body", "give available and/or capacity")
     return await roster.change_agent(_runtime(request).pool, agent_id=agent_id, available=body.available,
@@ -62,17 +65,17 @@ async def patch_agent(request: Request, agent_id: str, body: AgentPatch, who: Ca
 
 
 @router.get("/queue", summary="Tickets waiting for capacity, per department, oldest first")
-async def get_queue(request: Request, who: Caller, department: str | None = None) -> dict[str, Any]:
+async def get_queue(request: Request, who: Reader, department: str | None = None) -> dict[str, Any]:
     return await roster.queue(_runtime(request).pool, department=department)
 
 
 @router.get("/assignments/{ticket_no}", summary="A ticket's routing: state, owner, history, escalations")
-async def get_assignment(request: Request, ticket_no: str, who: Caller) -> dict[str, Any]:
+async def get_assignment(request: Request, ticket_no: str, who: Reader) -> dict[str, Any]:
     return await roster.ticket(_runtime(request).pool, ticket_no=ticket_no)
 
 
 @router.get("/rules", summary="The running rule set: version, file hash, departments, escalation chain")
-async def get_rules(request: Request, who: Caller) -> dict[str, Any]:
+async def get_rules(request: Request, who: Reader) -> dict[str, Any]:
     rules = _rules(request)
     return {"version": rules.version, "sha256": rules.sha256, "source": str(request.app.state.rules_source),
             "rules": [r.name for r in rules.rules],

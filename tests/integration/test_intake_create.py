@@ -124,11 +124,11 @@ async def test_api_key_required_and_caller_recorded(intake, tap):
     assert r.status_code == 401 and r.json()["errors"][0]["field"] == "X-API-Key"
     r = await intake.client.get("/v1/tickets/20260101000001", headers={"X-API-Key": ""})
     assert r.status_code == 401
-    r = await intake.client.post("/v1/tickets", json=ticket(), headers={"X-API-Key": "desk-secret"})
+    r = await intake.client.post("/v1/tickets", json=ticket(), headers={"X-API-Key": "gw-secret"})
     assert r.status_code == 201
     [event] = await tap.wait_events(lambda e: e.subject == r.json()["ticket_no"])
-    assert event.data["caller"] == "desk"
-    assert API_KEY != "desk-secret"
+    assert event.data["caller"] == "gw"
+    assert API_KEY != "gw-secret"
 
 
 async def test_role_cannot_touch_other_schemas(intake, run_env):

@@ -16,10 +16,11 @@ def test_envelope_shape_and_roundtrip():
 
 
 def test_api_keys_parse():
-    s = Settings(**{"HELPDESK_API_KEYS": "dev:dev-secret, desk:k2"})
+    s = Settings(**{"HELPDESK_API_KEYS": "dev:dev-secret:admin, desk:k2:agent+supervisor"})
     assert s.api_key_map == {"dev-secret": "dev", "k2": "desk"}
-    with pytest.raises(ValueError):
-        _ = Settings(**{"HELPDESK_API_KEYS": "nokey"}).api_key_map
+    assert s.api_principals["k2"].roles == {"agent", "supervisor"}
+    with pytest.raises(ValueError, match="'nokey'"):
+        Settings(**{"HELPDESK_API_KEYS": "nokey"})
 
 
 def test_json_logs_mask_pii():

@@ -15,13 +15,6 @@ ALTER TABLE tickets
     ADD COLUMN determination  jsonb,
     ADD COLUMN revisit        jsonb;
 
--- Which customer (keyed hash, never the contact) had which ticket: customer type and failed repairs.
-CREATE TABLE customer_tickets (
-    ticket_no     text PRIMARY KEY REFERENCES tickets (ticket_no) ON DELETE CASCADE,
-    customer_key  text        NOT NULL,
-    received_at   timestamptz NOT NULL,
-    product_model text,
-    invoice_no    text
-);
-CREATE INDEX customer_tickets_key ON customer_tickets (customer_key, received_at);
-CREATE INDEX customer_tickets_invoice ON customer_tickets (invoice_no) WHERE invoice_no IS NOT NULL;
+-- Customer type and a unit's failed repairs look tickets up by privacy's customer_key (0002_customer_key)
+-- and by invoice number.
+CREATE INDEX tickets_invoice_no ON tickets (invoice_no) WHERE invoice_no IS NOT NULL;
