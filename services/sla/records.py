@@ -37,6 +37,7 @@ def install(r: Reactor) -> None:
     """Register the records reactions on ``r`` (run after each event's own handler)."""
     for event_type, fn in (
         ("ticket.created", _steps_begin), ("ticket.routed", _steps_begin), ("ticket.progressed", _step_reached),
+        ("ticket.responded", _responded),
         ("ticket.waiting", _pause), ("ticket.resumed", _resume), ("ticket.resolved", _resolved),
         ("ticket.reopened", _reopened), ("ticket.closed", _closed), ("ticket.revisited", _revisited),
     ):
@@ -84,9 +85,13 @@ def _steps_begin(r: Reactor, out: Outcome, data: dict[str, Any], time: datetime,
     steps = r.p.steps(t.category)
     if steps:
         name, target = steps[0]
-        _start(r, out, f"step:{name}", target, t.received_at)
+        # first routing: the step runs since the ticket was received; a later re-classification
+        # (transfer, diagnosis) starts the new category's sequence when it happens
+        first = data.get("reason") in (None, "created", "dequeued") or event_type_is_created(data)
+        at = t.received_at if first else max(time, t.received_at)
+        _start(r, out, f"step:{name}", target, at)
         if t.waiting:
-            out.put(domain.pause(out.clocks[f"step:{name}"], max(time, t.received_at)))
+            out.put(domain.pause(out.clocks[f"step:{name}"], max(time, at)))
 
 
 def _step_reached(r: Reactor, out: Outcome, data: dict[str, Any], time: datetime, now: datetime) -> None:
@@ -102,6 +107,26 @@ def _step_reached(r: Reactor, out: Outcome, data: dict[str, Any], time: datetime
         return  # reached already
     _stop_steps(r, out, m.at, now)
     _start(r, out, f"step:{m.step}", steps[m.step], m.at)
+
+
+def event_type_is_created(data: dict[str, Any]) -> bool:
+    return "received_at" in data  # ticket.created (routing was seen first)
+
+
+def _responded(r: Reactor, out: Outcome, data: dict[str, Any], time: datetime, now: datetime) -> None:
+    """The first response meets a running step named ``respond`` and starts the next step."""
+    if not data.get("first"):
+        return
+    at = datetime.fromisoformat(str(data["at"]))
+    running = _running_steps(out)
+    if not running or running[0].metric != "step:respond":
+        return
+    names = [n for n, _ in r.p.steps(out.ticket.category)]
+    _stop_steps(r, out, at, now)
+    if "respond" in names and names.index("respond") + 1 < len(names):
+        nxt = names[names.index("respond") + 1]
+        if f"step:{nxt}" not in out.clocks:
+            _start(r, out, f"step:{nxt}", dict(r.p.steps(out.ticket.category))[nxt], at)
 
 
 def _pause(r: Reactor, out: Outcome, data: dict[str, Any], time: datetime, now: datetime) -> None:

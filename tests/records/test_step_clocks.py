@@ -193,3 +193,24 @@ def test_at_most_one_step_runs_and_each_is_due_its_limit_after_it_began(moves):
                 assert c.due_at == c.started_at + timedelta(seconds=c.target_s)
     starts = [e for e in f.said if e.type == "sla.started" and e.metric == "step"]
     assert len({e.step for e in starts}) == len(starts)  # each step starts once
+
+
+def test_first_response_meets_the_respond_step_and_starts_the_next():
+    f = Flow()
+    f.create()
+    said = f("ticket.responded", T0 + H, actor="a", at=(T0 + H).isoformat(), first=True)
+    assert [e.step for e in step_events(said, "sla.met")] == ["respond"]
+    [nxt] = step_events(said, "sla.started")
+    assert (nxt.step, nxt.due_at) == ("remote_test", T0 + 25 * H)
+    assert step_events(f("ticket.responded", T0 + 2 * H, actor="a", at=(T0 + 2 * H).isoformat(), first=False),
+                       "sla.met") == []
+
+
+def test_a_later_reclassification_starts_the_new_sequence_when_it_happens():
+    f = Flow()
+    f.create(category="complaint", priority="P2")
+    later = T0 + 5 * H
+    said = f("ticket.routed", later, category="refund", priority="P2", department="finance", assignee=None,
+             rule="r", reason="transferred")
+    [started] = step_events(said, "sla.started")
+    assert started.step == "review" and f.clocks["step:review"].started_at == later
