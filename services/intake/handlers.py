@@ -43,7 +43,12 @@ def build(rt: Runtime):
 
     async def on_command(msg: RabbitMessage) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
-        lifecycle; an impossible transition is dead-lettered with the reason."""
+        lifecycle; an impossible transition is dead-lettered with the reason. Actions: respond, progress
+        (optional ``step``), wait, resume, escalate, resolve (optional ``cause``, ``sub_item``; a complaint
+        needs a determination first), reopen, close, reprioritize; records: diagnose {result, cause,
+        sub_item, responsibility}, schedule {appointment_at, place}, verify {method, findings} and
+        determine {responsibility, department, remedy, amount, customer_accepted} (complaints only),
+        revisit {outcome, satisfied} (resolved tickets). Every command: ticket_no, actor, command_id."""
         action = (msg.raw_message.routing_key or "").removeprefix("ticket.")
         model = COMMANDS.get(action)
         if model is None:
