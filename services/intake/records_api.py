@@ -57,7 +57,7 @@ def _route(action: str, fields: type[Wire]) -> None:
 
 
 def _check_no(ticket_no: str) -> None:
-    from services.intake.api import _check_no as check  # noqa: PLC0415 - api imports this module's siblings
+    from services.intake.api import _check_no as check
 
     check(ticket_no)
 

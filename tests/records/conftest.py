@@ -87,11 +87,11 @@ async def cmd(intake: Running, no: str, action: str, expect: int = 200, **fields
     return r.json()
 
 
-def of(no: str, type_: str, **match: Any):  # noqa: ANN201
+def of(no: str, type_: str, **match: Any):
     return lambda e: e.subject == no and e.type == type_ and all(e.data.get(k) == v for k, v in match.items())
 
 
-async def view_when(intake: Running, no: str, pred, timeout: float = 10) -> dict[str, Any]:  # noqa: ANN001
+async def view_when(intake: Running, no: str, pred, timeout: float = 10) -> dict[str, Any]:
     """The ticket view once ``pred(view)`` holds (the timeline follows the other services' events)."""
     async def poll() -> dict[str, Any]:
         while True:

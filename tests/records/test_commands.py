@@ -259,3 +259,13 @@ async def test_routing_matches_warranty_entitlement_and_diagnosed_cause(stack, t
     [moved] = await tap.wait_events(of(broken, "ticket.routed", reason="diagnosed"))
     assert (moved.data["category"], moved.data["department"], moved.data["rule"]) == (
         "logistics", "logistics", "cause-logistics")
+
+
+async def test_records_commands_need_role_agent(intake):
+    no = await create(intake, subject="设备无法启动")
+    fields = {"actor": "a", "result": "x", "cause": "hardware"}
+    for key, status in (("analyst-secret", 403), ("gw-secret", 403), ("agent-secret", 200), ("nope", 401)):
+        r = await intake.client.post(f"/v1/tickets/{no}/diagnose", json=fields, headers={"X-API-Key": key})
+        assert r.status_code == status, (key, r.text)
+        if status == 403:
+            assert "agent" in r.text

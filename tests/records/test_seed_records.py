@@ -11,8 +11,8 @@ from tests.records.conftest import cmd, of, phone, view_when
 
 def line(view: dict) -> str:
     """A readable timeline (printed with ``pytest -s``)."""
-    out = [f"{view['ticket_no']} {view['subject']}: {view['status']}, {view['assignment']['category']}/"
-           f"{view['assignment']['priority']} -> {view['assignment']['department']}"]
+    a = view["assignment"]
+    out = [f"{view['ticket_no']} {view['subject']}: {view['status']}, {a['category']}/{a['priority']} -> {a['department']}"]
     for e in view["timeline"]:
         d = e["data"]
         what = d.get("metric") or d.get("step") or d.get("cause") or d.get("remedy") or d.get("outcome") or ""
