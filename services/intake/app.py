@@ -37,8 +37,8 @@ PUBLISHED = (
     (TicketClosed, "Closed (archived)."),
     (TicketReprioritized, "An agent changed the priority; routing re-routes, SLA recomputes."),
     # records (#14)
-    (TicketDiagnosed, "The diagnosis: result, cause (hardware|software|operation|quality|logistics|other), "
-                      "sub_item, responsibility."),
+    (TicketDiagnosed, "The diagnosis: result, cause (hardware|software|operation|quality|logistics|other), sub_item, "
+                      + "responsibility."),
     (TicketScheduled, "An on-site visit booked: appointment_at, place (masked)."),
     (TicketVerified, "A complaint verified: method (call_recording|cctv|records|on_site|other), findings."),
     (TicketDetermined, "A complaint decided: responsibility, department, remedy, amount, customer_accepted."),
