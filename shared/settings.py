@@ -10,7 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import Principal, parse_api_keys
 
-SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
+SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005,
+                 "review": 8006}
 
 
 class Settings(BaseSettings):
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     # ---- personal data (privacy, README "Data protection") ----
     # Key of the customer_key HMAC: the same in every service and never changed (keys would change).
     customer_key_secret: str = Field("helpdesk-dev-customer-key", alias="HELPDESK_CUSTOMER_KEY_SECRET")
+    # ---- review: the event log (a RabbitMQ stream every service declares, so it exists before any event)
+    # Retention: RabbitMQ's x-max-age units (Y, M, D, h, m, s); and a size cap in bytes (x-max-length-bytes).
+    event_log_max_age: str = Field("2Y", pattern=r"^\d+[YMDhms]$", alias="HELPDESK_EVENT_LOG_MAX_AGE")
+    event_log_max_bytes: int = Field(200 * 1024**3, gt=0, alias="HELPDESK_EVENT_LOG_MAX_BYTES")
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.intake import usecases
+from services.intake import progress, usecases
 from shared.auth import Forbidden, Principal, require
 from shared.errors import NotFound
 from shared.http import error_body
@@ -65,7 +65,11 @@ async def get_ticket(request: Request, ticket_no: str, who: Reader) -> dict[str,
 @router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
 async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[str, Any]:
     _check_no(ticket_no)
-    return await usecases.contact(_runtime(request).pool, ticket_no=ticket_no)
+    found = await usecases.contact(_runtime(request).pool, ticket_no=ticket_no)
+    # the progress link is a credential: it goes to the one who messages the customer, never into an event
+    found["progress_url"] = await progress.issue_link(_runtime(request).pool, request.app.state.progress,
+                                                      ticket_no=ticket_no)
+    return found
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))

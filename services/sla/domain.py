@@ -106,7 +106,8 @@ def start(ticket_no: str, metric: str, priority: str, target: Target, at: dateti
 def started(c: Clock) -> SlaStarted:
     assert c.due_at is not None
     target = ("expected_by" if c.policy.startswith("expected_by") else "policy") if c.metric == "resolution" else None
-    return SlaStarted(**public_metric(c), due_at=c.due_at, policy=c.policy, target=target)  # type: ignore[arg-type]
+    return SlaStarted(**public_metric(c), due_at=c.due_at, policy=c.policy, calendar=c.calendar,
+                      target=target)  # type: ignore[arg-type]
 
 
 def public_metric(c: Clock) -> dict[str, str | None]:

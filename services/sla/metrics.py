@@ -54,5 +54,5 @@ def set_open(rows: Iterable[Mapping[str, Any]]) -> None:
     for r in rows:  # step clocks (step:<name>) count as one metric, "step"
         metric = "step" if r["metric"].startswith("step:") else r["metric"]
         counts[metric] = counts.get(metric, 0) + r["n"]
-    for metric in ("first_response", "resolution", "callback", "revisit", "step"):
+    for metric in ("first_response", "resolution", "callback", "eta", "next_update", "revisit", "step"):
         OPEN_TIMERS.labels(metric).set(counts.get(metric, 0))
