@@ -104,3 +104,18 @@ def test_failed_repairs_never_make_it_worse_and_two_stop_free_repair(bought, age
         assert w.entitlement == "return"
     elif age <= POLICY.exchange_days:
         assert w.entitlement == "exchange"
+
+
+def test_intake_refuses_to_build_with_a_bad_warranty_file(tmp_path, monkeypatch):
+    from services.intake import records
+    from services.intake.app import build_runtime
+
+    bad = tmp_path / "warranty.toml"
+    bad.write_text("default_months = 'long'\n", encoding="utf-8")
+    monkeypatch.setenv("INTAKE_WARRANTY_FILE", str(bad))
+    with pytest.raises(warranty.WarrantyPolicyError, match="default_months"):
+        build_runtime()
+    good = tmp_path / "mine.toml"
+    good.write_text("default_months = 24\n", encoding="utf-8")
+    monkeypatch.setenv("INTAKE_WARRANTY_FILE", str(good))
+    assert records.warranty_policy().default_months == 24
