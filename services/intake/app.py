@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, progress, progress_api, records, records_api, usecases
+from services.intake import api, handlers, progress, progress_api, records, records_api, store, usecases
 from shared.consumer import subscribe
 from shared.events import (
     TicketClosed, TicketCreated, TicketDetermined, TicketDiagnosed, TicketEscalationRequested, TicketProgressed,
@@ -55,6 +55,7 @@ FOREIGN_EVENTS = ["ticket.routed", "ticket.escalated", "sla.#", "notification.#"
 def build_runtime(settings: Settings | None = None) -> Runtime:
     rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
     records.warranty_policy()  # a bad INTAKE_WARRANTY_FILE refuses the start, naming the key
+    rt.on_emitted = store.record_events  # intake's own events join the timeline in their transaction
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,

@@ -48,7 +48,7 @@ def _route(action: str, fields: type[Wire]) -> None:
         rt = request.app.state.runtime
         _check_no(ticket_no)
         cmd = command_model.model_validate({**body.model_dump(), "ticket_no": ticket_no})
-        await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who.name)
+        await usecases.apply_command(rt, action=action, cmd=cmd, caller=who.name)
         return await usecases.view(rt.pool, ticket_no=ticket_no)
 
     handler.__doc__ = f"``ticket.{action}`` over HTTP; the ticket as ``GET /v1/tickets/{{no}}`` shows it after."
