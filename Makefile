@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: venv run test test-unit test-integration bench bench-intake bench-routing bench-survey bench-notification bench-sla bench-e2e bench-review chaos docs dashboards prometheus panels clean
+.PHONY: venv run test test-unit test-integration bench bench-intake bench-routing bench-survey bench-notification bench-sla bench-e2e bench-review bench-masking security-privacy chaos docs dashboards prometheus panels clean
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,14 @@ bench-intake: venv
 ## routing latency: ticket.created -> ticket.routed p50/p99
 bench-routing: venv
 	$(PY) -m scripts.bench_routing
+
+## masking time on 64 KB strings of the worst shapes (the old regex: 20-30 s each)
+bench-masking: venv
+	$(PY) -m scripts.bench_masking
+
+## the masking fuzz at length (5,000 examples per property; `make test` runs 200)
+security-privacy: venv
+	PRIVACY_FUZZ_EXAMPLES=$${PRIVACY_FUZZ_EXAMPLES:-5000} $(PYTEST) -q -p no:cacheprovider tests/unit/test_masking_fuzz.py
 
 ## notification: deliveries/s to a local signed-webhook sink
 bench-notification: venv

@@ -27,7 +27,9 @@ import asyncpg
 import httpx
 import orjson
 
+from shared import topology
 from shared.run import ORDER, available
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ORDER
@@ -271,11 +273,10 @@ class DeadLetters:
     async def _consume(self) -> None:
         self.channel = await self.conn.channel()
         await self.channel.set_qos(prefetch_count=500)
-        dlx = await self.channel.declare_exchange("helpdesk.dlx", aio_pika.ExchangeType.TOPIC, durable=True)
-        # Same arguments as shared.topology.dead_letter_queue(), so whoever declares first wins nothing.
-        queue = await self.channel.declare_queue("helpdesk.dead-letters", durable=True,
-                                                 arguments={"x-queue-type": "quorum"})
-        await queue.bind(dlx, routing_key="#")
+        await self.channel.declare_exchange("helpdesk.dlx", aio_pika.ExchangeType.TOPIC, durable=True)
+        # Declared (with its TTL and length cap) and bound as the services do, then consumed.
+        await topology.declare_dead_letter_queue(self.amqp_url, Settings())
+        queue = await self.channel.declare_queue("helpdesk.dead-letters", passive=True)
         await queue.consume(self._on)
 
     async def _watchdog(self) -> None:

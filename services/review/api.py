@@ -35,7 +35,7 @@ def _period(request: Request, text: str) -> periods.Period:
 
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: str = Field(description="the review the finding came from, e.g. 2026-11")
+    period: str = Field(max_length=20, description="the review the finding came from, e.g. 2026-11")
     finding: str = Field(min_length=1, max_length=2000)
     metric: str = Field(min_length=1, max_length=200, description="the figure it targets, e.g. fcr_rate")
     measure: str = Field(min_length=1, max_length=2000)

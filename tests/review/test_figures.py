@@ -55,6 +55,8 @@ async def drive(intake: Any, survey: Any, tap: support.Tap, received: datetime, 
         r = await c.post(f"/v1/tickets/{no}/respond", json={"actor": "agent-7", "message": "您好，我们正在处理"})
         assert r.status_code == 200, r.text
     resolve = {"actor": "agent-7", "outcome": "resolved", "solution": "更换电源模块"}
+    determine = {"actor": "agent-7", "responsibility": "internal", "department": "客服部", "remedy": "apology"}
+    assert (await c.post(f"/v1/tickets/{nos[1]}/determine", json=determine)).status_code == 200  # a complaint
     for no in nos[:2]:
         assert (await c.post(f"/v1/tickets/{no}/resolve", json=resolve)).status_code == 200
     await tap.wait_events(lambda e: e.subject == nos[1] and e.type == "survey.sent", timeout=WAIT)
