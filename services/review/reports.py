@@ -55,9 +55,13 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
     async def previous_and_rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
         return await _stats(conn, prev, tz, now), await rest(conn)
 
-    async with store.consistent(pool, 4) as (c1, c2, c3, c4):  # one snapshot, the scans run at once
-        cur_s, (prev_s, (trend, actions)) = await asyncio.gather(
-            _stats([c1, c2, c3], period, tz, now), previous_and_rest(c4))
+    async with store.consistent(pool, store.report_width(pool)) as conns:  # one snapshot, scans at once
+        if len(conns) == 1:
+            cur_s = await _stats(conns[0], period, tz, now)
+            prev_s, (trend, actions) = await previous_and_rest(conns[0])
+        else:
+            cur_s, (prev_s, (trend, actions)) = await asyncio.gather(
+                _stats(conns[:-1], period, tz, now), previous_and_rest(conns[-1]))
     if period.kind == "month":
         trend[period.name] = _trend_sums(cur_s)
     cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)

@@ -241,12 +241,19 @@ async def period_stats(conn: asyncpg.Connection | list[asyncpg.Connection], *, s
     """Exact sufficient statistics of the tickets received in ``[start, end)`` (see ``figures``). Given
     several connections on one snapshot (``consistent``), its three scans run at once."""
     conns = conn if isinstance(conn, list) else [conn]
-    if len(conns) == 1:
-        parts = [await part(conns[0], start, end, backlog_at) for part in STATS_PARTS]
-    else:
-        parts = await asyncio.gather(*(part(conns[i % len(conns)], start, end, backlog_at)
-                                       for i, part in enumerate(STATS_PARTS)))
-    return {k: v for p in parts for k, v in p.items()}
+
+    async def share(i: int) -> list[dict[str, Any]]:  # a connection runs one query at a time: its share in turn
+        return [await part(conns[i], start, end, backlog_at) for part in STATS_PARTS[i::len(conns)]]
+
+    shares = await asyncio.gather(*(share(i) for i in range(min(len(conns), len(STATS_PARTS)))))
+    return {k: v for parts in shares for p in parts for k, v in p.items()}
+
+
+def report_width(pool: asyncpg.Pool, wanted: int = 4) -> int:
+    """How many connections a report may hold at once: at most ``wanted``, and always one fewer than the
+    pool's size (at least one), so a small pool (HELPDESK_DB_POOL_MAX=3) still serves the consumer and
+    /healthz while a report runs — a report never waits for connections it holds itself."""
+    return max(1, min(wanted, pool.get_max_size() - 1))
 
 
 async def trend(conn: asyncpg.Connection, *, months: list[tuple[str, datetime]], end: datetime
