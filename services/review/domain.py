@@ -159,22 +159,31 @@ def _escalated(s: State, d: dict[str, Any], k: str) -> None:
     s.setdefault("escalations", {})[k] = d.get("level")
 
 
+def _clock(metric: str, d: dict[str, Any]) -> str:
+    """The state key of an SLA clock: its metric; a records ``step`` clock is keyed by the step it names
+    (``step:diagnose``), so two steps' clocks never mix. Only ``first_response`` and ``resolution`` count
+    in the compliance figures; the others (revisit, step:*, customer's eta / next_update) are kept in the
+    state under their own keys and touch no other column."""
+    step = d.get("step")
+    return f"step:{step}" if metric == "step" and isinstance(step, str) and step else metric
+
+
 def _sla_started(s: State, d: dict[str, Any], k: str) -> None:
     st = _parse(SlaStarted, d)
-    sla = s.setdefault("sla", {}).setdefault(st.metric, {})
+    sla = s.setdefault("sla", {}).setdefault(_clock(st.metric, d), {})
     if "started" not in sla or k >= sla["started"]["k"]:
         sla["started"] = {"k": k, "policy": st.policy, "calendar": st.calendar}
 
 
 def _sla_met(s: State, d: dict[str, Any], k: str) -> None:
     m = _parse(SlaMet, d)
-    s.setdefault("sla", {}).setdefault(m.metric, {}).setdefault("met", {})[k] = {
+    s.setdefault("sla", {}).setdefault(_clock(m.metric, d), {}).setdefault("met", {})[k] = {
         "at": _iso(m.met_at), "business_seconds": m.business_seconds}
 
 
 def _sla_breached(s: State, d: dict[str, Any], k: str) -> None:
     b = _parse(SlaBreached, d)
-    s.setdefault("sla", {}).setdefault(b.metric, {}).setdefault("breached", {})[k] = _iso(b.breached_at)
+    s.setdefault("sla", {}).setdefault(_clock(b.metric, d), {}).setdefault("breached", {})[k] = _iso(b.breached_at)
 
 
 def _survey(flag: str) -> Callable[[State, dict[str, Any], str], None]:

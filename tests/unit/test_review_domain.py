@@ -171,3 +171,34 @@ def test_events_about_no_ticket_are_ignored_and_ticket_events_without_one_refuse
     for bad in ({"ticket_no": ""}, {"seq": 1}, {"ticket_no": 7, "seq": 1}):
         with pytest.raises(DomainError):
             usecases.understand(ev("ticket.resolved", bad))
+
+
+def test_revisit_step_and_customer_clocks_count_in_no_compliance_figure():
+    """records' revisit / step clocks and customer's eta / next_update clocks are kept under their own
+    keys (a step by its name) and change neither compliance, nor the calendar, in any arrival order."""
+    t = month_of_tickets(2026, 11, key_prefix="c")[0]
+    base = fold_all(t.events)[t.no]
+    at = local(2026, 11, 20).isoformat()
+    others = []
+    for i, (metric, extra) in enumerate([("revisit", {}), ("step", {"step": "diagnose"}), ("step", {"step": "repair"}),
+                                         ("eta", {}), ("next_update", {})]):
+        common = {"ticket_no": t.no, "metric": metric, "due_at": at, **extra}
+        others += [
+            _ev("sla.started", 900 + 3 * i, {**common, "policy": "other", "calendar": "nonexistent"}),
+            _ev("sla.breached", 901 + 3 * i, {**common, "breached_at": at}),
+            _ev("sla.met", 902 + 3 * i, {**common, "met_at": at, "business_seconds": 1.0}),
+        ]
+    with_others = fold_all(t.events + others)[t.no]
+    assert with_others == base
+    assert fold_all(list(reversed(others)) + t.events)[t.no] == base
+    state: dict = {}
+    for e in others:
+        state = domain.fold(state, type=e.type, source=e.source, seq=e.data["seq"], event_id=e.id, data=e.data)
+    assert set(state["sla"]) == {"revisit", "step:diagnose", "step:repair", "eta", "next_update"}
+
+
+def _ev(type_: str, seq: int, data: dict):
+    from shared.envelope import CloudEvent
+
+    return CloudEvent(id=f"{type_}-{seq}", source="/helpdesk/sla", type=type_, time=local(2026, 11, 20),
+                      data={**data, "seq": seq})
