@@ -24,6 +24,9 @@ from tests.review.synthetic import TZ, month_of_tickets
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 NOV, OCT = "2026-11", "2026-10"
+# review's own customer: no other package's customer (survey's 13912345678) becomes a repeat complainant
+# through review's complaint and low survey score in the same vhost
+PHONE = f"137{random.SystemRandom().randrange(10**8):08d}"
 WAIT = 90  # generous: the suite runs on a loaded 2-core machine (waiting is not a timed assertion)
 CONTRACT_KEYS = ("tickets", "first_response_avg_s", "first_response_median_s", "resolution_avg_s",
                  "resolution_median_s", "fcr_rate", "csat", "survey_response_rate", "reopen_rate",
@@ -45,7 +48,7 @@ async def drive(intake: Any, survey: Any, tap: support.Tap, received: datetime, 
                                {"channel": "phone", "complaint": {"type": "attitude", "demand": "道歉"}},
                                {"channel": "email"})):
         body = {"external_id": f"{tag}-{i}-{uuid.uuid4().hex[:8]}", "customer": {"name": "韩梅梅",
-                "phone": "13912345678"}, "subject": "设备无法开机", "description": "按电源键无反应",
+                "phone": PHONE}, "subject": "设备无法开机", "description": "按电源键无反应",
                 "urgency": "normal", "received_at": received.replace(day=received.day + i).isoformat(), **extra}
         r = await c.post("/v1/tickets", json=body)
         assert r.status_code == 201, r.text

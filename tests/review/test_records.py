@@ -28,7 +28,7 @@ async def test_diagnosis_and_determination_reach_the_fact_and_the_figures(run_en
     async with support.Tap(run_env["AMQP_URL"]) as tap:
         r = await c.post("/v1/tickets", json={
             "channel": "phone", "external_id": f"rec-{uuid.uuid4().hex[:8]}", "customer": {"name": "李雷",
-            "phone": "13800001111"}, "subject": "服务态度差", "description": "工程师态度恶劣",
+            "phone": f"136{uuid.uuid4().int % 10**8:08d}"}, "subject": "服务态度差", "description": "工程师态度恶劣",
             "complaint": {"type": "attitude", "demand": "道歉"}})
         assert r.status_code == 201, r.text
         no = r.json()["ticket_no"]
