@@ -7,11 +7,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, privacy, progress, progress_api, store, usecases
+from services.intake import api, handlers, privacy, progress, progress_api, records, records_api, store, usecases
 from shared.consumer import subscribe
 from shared.events import (
-    CustomerErased, TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened,
-    TicketReprioritized, TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
+    CustomerErased, TicketClosed, TicketCreated, TicketDetermined, TicketDiagnosed, TicketEscalationRequested,
+    TicketProgressed, TicketReopened, TicketReprioritized, TicketResolved, TicketResponded, TicketResumed,
+    TicketRevisited, TicketScheduled, TicketVerified, TicketWaiting,
 )
 from shared.events import TicketConfirmed, TicketCustomerReplied
 from shared.runtime import Runtime
@@ -41,6 +42,13 @@ PUBLISHED = (
     (TicketConfirmed, "The customer confirmed on the progress page that the problem is solved."),
     (CustomerErased, "A customer's contacts and name were erased (customer.erase): only the customer_key; "
                      "every service erases its own rows."),
+    # records (#14)
+    (TicketDiagnosed, "The diagnosis: result, cause (hardware|software|operation|quality|logistics|other), sub_item, "
+                      + "responsibility."),
+    (TicketScheduled, "An on-site visit booked: appointment_at, place (masked)."),
+    (TicketVerified, "A complaint verified: method (call_recording|cctv|records|on_site|other), findings."),
+    (TicketDetermined, "A complaint decided: responsibility, department, remedy, amount, customer_accepted."),
+    (TicketRevisited, "The follow-up call after resolution: outcome, satisfied."),
 )
 
 
@@ -49,6 +57,7 @@ FOREIGN_EVENTS = ["ticket.routed", "ticket.escalated", "sla.#", "notification.#"
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    records.warranty_policy()  # a bad INTAKE_WARRANTY_FILE refuses the start, naming the key
     rt.on_emitted = store.record_events  # intake's own events join the timeline in their transaction
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
@@ -74,6 +83,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
 def create_app(settings: Settings | None = None, *, progress_opts: progress.ProgressSettings | None = None) -> FastAPI:
     rt = build_runtime(settings)
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
+    app.include_router(records_api.router)  # before api.router: its actions have their own bodies
     app.include_router(api.router)
     app.include_router(api.customers)
     # The customer's progress page: a router of its own (no API key; the token is the credential), so an

@@ -35,6 +35,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "reopen": (("resolved",), "in_progress"),
     "close": (OPEN + ("resolved",), "closed"),
     "reprioritize": (OPEN, None),
+    # records (#14); verify / determine are for complaints only (records_domain.check_allowed)
+    "diagnose": (OPEN, None),
+    "schedule": (OPEN, None),
+    "verify": (OPEN, None),
+    "determine": (OPEN, None),
+    "revisit": (("resolved",), None),  # closed stays terminal: the follow-up call comes before archiving
 }
 
 
@@ -157,7 +163,8 @@ def sla_state(events: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     for e in events:
         if e["type"] in states:
             data = e["data"]
-            current = out.setdefault(data["metric"], {})
+            key = f"step:{data['step']}" if data.get("step") else data["metric"]  # records: one entry per step
+            current = out.setdefault(key, {})
             if current.get("state") in ("met",) and e["type"] != "sla.started":
                 continue
             current.update({"state": states[e["type"]], "due_at": data.get("due_at"), "policy":

@@ -48,8 +48,14 @@ def build(rt: Runtime):
 
     async def on_command(msg: RabbitMessage, tx: Tx | None) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
-        lifecycle; an impossible transition is dead-lettered with the reason. ``customer.erase``
-        erases a customer's contacts and name (idempotent) and announces ``customer.erased``."""
+        lifecycle; an impossible transition is dead-lettered with the reason. Actions: respond, progress
+        (optional ``step``), wait, resume, escalate, resolve (optional ``cause``, ``sub_item``; a complaint
+        needs a determination first), reopen, close, reprioritize; records: diagnose {result, cause,
+        sub_item, responsibility}, schedule {appointment_at, place}, verify {method, findings} and
+        determine {responsibility, department, remedy, amount, customer_accepted} (complaints only),
+        revisit {outcome, satisfied} (resolved tickets). Every command: ticket_no, actor, command_id.
+        ``customer.erase`` erases a customer's contacts and name (idempotent) and announces
+        ``customer.erased``."""
         if msg.raw_message.routing_key == "customer.erase":
             erase = EraseCustomer.model_validate(_json(msg, rt.settings.max_body_bytes))
             await privacy.erase_customer(rt, customer_key=erase.customer_key, actor=erase.actor, now=datetime.now(UTC),

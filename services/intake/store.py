@@ -217,3 +217,42 @@ async def add_unticketed_event(conn: asyncpg.Connection, *, event: CloudEvent) -
     """Stage an event about no one ticket (``customer.erased``) for the outbox relay."""
     await conn.execute(f"INSERT INTO {S}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, NULL, $3)",
                        event.id, event.type, event.to_bytes())
+# ---- records (#14): service-order fields, customer history, diagnosis / appointment / complaint records ----
+
+_UPDATABLE.update({"cause", "sub_item", "diagnosis", "appointment", "verification", "determination", "revisit"})
+
+
+async def save_records_fields(
+    conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, customer_type: str | None,
+    warranty: dict[str, Any] | None,
+) -> None:
+    """The new intake fields of a just-inserted ticket."""
+    await conn.execute(
+        f"""UPDATE {S}.tickets SET product_model = $2, purchase_date = $3, invoice_no = $4, service_type = $5,
+                expected_by = $6, customer_type = $7, warranty = $8 WHERE ticket_no = $1""",
+        ticket_no, msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by,
+        customer_type, orjson.dumps(warranty).decode() if warranty else None,
+    )
+
+
+async def has_earlier_ticket(conn: asyncpg.Connection, *, customer_key: str, received_at: datetime) -> bool:
+    return bool(await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {S}.tickets WHERE customer_key = $1 AND received_at < $2)",
+        customer_key, received_at))
+
+
+async def failed_repairs(
+    conn: asyncpg.Connection, *, customer_key: str | None, invoice_no: str | None, product_model: str | None,
+    received_at: datetime,
+) -> int:
+    """Earlier repairs of the same unit (same invoice, else same customer and model) that did not hold:
+    each resolved repair ticket of the unit (it failed again: this ticket) plus each reopen of one."""
+    if not invoice_no and not (customer_key and product_model):
+        return 0
+    return int(await conn.fetchval(
+        f"""SELECT coalesce(sum(1 + t.reopened), 0) FROM {S}.tickets t
+            WHERE t.received_at < $4 AND t.resolved_at IS NOT NULL
+              AND (t.service_type = 'repair' OR t.warranty->>'entitlement' = 'repair' OR t.diagnosis IS NOT NULL)
+              AND (($1::text IS NOT NULL AND t.invoice_no = $1)
+                   OR ($1::text IS NULL AND t.customer_key = $2 AND t.product_model = $3))""",
+        invoice_no, customer_key, product_model, received_at))

@@ -15,6 +15,9 @@ from shared.runtime import Runtime
 from shared.unit import Tx
 
 
+ABOUT_NO_TICKET = {"review.published"}  # the monthly review: about a period (subject), not a ticket
+
+
 def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
     async def on_event(msg: RabbitMessage, tx: Tx | None) -> None:
         """A ticket, SLA or survey event: the rules file decides who hears of it on which channel;
@@ -24,7 +27,7 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
         model = EVENT_MODELS.get(event.type)
         if model is not None:
             model.model_validate(event.data)
-        if not event.ticket_no:
+        if not event.ticket_no and event.type not in ABOUT_NO_TICKET:
             raise DomainError("data.ticket_no", "required")
         await usecases.plan_event(rt, event=event, cfg=cfg, now=worker.clock(), wake=worker.wake, within=tx)
 
