@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import re
 import socket
 import tomllib
@@ -186,11 +187,16 @@ async def notification(public: Public, tmp_path_factory: pytest.TempPathFactory)
         channel_log.setLevel(old_level)
 
 
+def random_phone() -> str:
+    return f"139{random.randrange(10**8):08d}"
+
+
 def ticket_body(**over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "channel": "web",
         "external_id": f"web-{uuid.uuid4().hex}",
-        "customer": {"name": "韩梅梅", "id": f"cust-{uuid.uuid4().hex[:12]}", "phone": "13912345678",
+        # a phone of its own per ticket: notification's rate limit counts per customer (customer_key)
+        "customer": {"name": "韩梅梅", "id": f"cust-{uuid.uuid4().hex[:12]}", "phone": random_phone(),
                      "language": "zh-CN"},
         "subject": "设备无法启动",
         "description": "打印机开机后指示灯闪烁，无法打印",
