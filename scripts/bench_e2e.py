@@ -202,7 +202,7 @@ def cpu_of(pids: list[int]) -> float:
 
 
 async def handler_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, float]]:
-    """(service, handler) -> (seconds spent, messages) from FastStream's Prometheus histograms."""
+    """(service, queue) -> (seconds spent, messages) from the consumers' Prometheus histograms."""
     out: dict[tuple[str, str], list[float]] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for name in stack.names:
@@ -214,13 +214,13 @@ async def handler_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, flo
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-METRIC = re.compile(r'^faststream_received_processed_messages_duration_seconds_(?P<kind>sum|count)\{[^}]*'
-                    r'handler="(?P<handler>[^"]+)"[^}]*\} (?P<value>\S+)$', re.M)
+METRIC = re.compile(r'^helpdesk_consumer_seconds_(?P<kind>sum|count)\{[^}]*'
+                    r'queue="(?P<handler>[^"]+)"[^}]*\} (?P<value>\S+)$', re.M)
 
 
 def print_handlers(before: dict, after: dict, elapsed: float) -> None:
-    print("  message handlers (mean time a message spends in its handler, incl. waiting for a pool"
-          " connection or the event loop):")
+    print("  consumers (mean time from a delivery's arrival to its settlement, incl. its batch and waiting"
+          " for the event loop):")
     for key in sorted(after):
         s0, n0 = before.get(key, (0.0, 0.0))
         s1, n1 = after[key]

@@ -44,7 +44,7 @@ def build_runtime(
 
     keys = sorted(set(cfg.events()) | FACT_EVENTS)
     queue = quorum_queue("notification.events", routing_key=keys[0], delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt.broker, queue, EVENTS, handlers.build(rt, cfg, worker), service=SERVICE, batch=rt.batching())
+    subscribe(rt, queue, EVENTS, handlers.build(rt, cfg, worker), batch=rt.batching())
     rt.bindings.append((queue, EVENTS, keys[1:]))
 
     clients: list[httpx.AsyncClient | contacts.IntakeContacts] = []

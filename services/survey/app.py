@@ -46,7 +46,7 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     cfg = config or SurveyConfig()
     policy = Policy(timing=cfg.timing(), base_url=rt.settings.survey_base_url, window_days=cfg.repeat_window_days)
     queue = quorum_queue("survey.tickets", routing_key="ticket.resolved", delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt.broker, queue, EVENTS, handlers.build(rt, policy), service=SERVICE, batch=rt.batching())
+    subscribe(rt, queue, EVENTS, handlers.build(rt, policy), batch=rt.batching())
     rt.bindings.append((queue, EVENTS, ["ticket.created", "ticket.reopened"]))
 
     rt.add_loop(DueWorker(rt, policy, batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s))
