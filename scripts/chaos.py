@@ -33,10 +33,9 @@ import httpx
 import orjson
 
 from scripts import malformed
-from scripts.benchenv import environment
 from scripts.harness import (
-    CUSTOMER_TEMPLATES, DeadLetters, IntakePublisher, Recorder, Stack, list_queues, outbox_unsent, skipped,
-    ticket_body,
+    CUSTOMER_TEMPLATES, DeadLetters, IntakePublisher, Recorder, Stack, environment, list_queues, outbox_unsent,
+    skipped, ticket_body,
 )
 
 RESOLVE_SOLUTION = "replaced power module PWR-01 and verified start-up"

@@ -29,7 +29,9 @@ class IntakeContacts:
         if not ticket_nos:
             return {}
         try:
-            r = await self.client.post("/v1/contacts:lookup", json={"ticket_nos": ticket_nos})
+            # a whole pass's customers: give it longer than one contact (intake issues each progress link)
+            r = await self.client.post("/v1/contacts:lookup", json={"ticket_nos": ticket_nos},
+                                       timeout=self.client.timeout.read * 6 if self.client.timeout.read else None)
         except httpx.HTTPError as exc:
             err = DeliveryError(f"intake unreachable: {type(exc).__name__}")
             return dict.fromkeys(ticket_nos, err)

@@ -1,4 +1,4 @@
-"""Shared pieces of ``bench_e2e`` and ``chaos``: the five services as real processes that can be
+"""The harness's stack (``bench_e2e``, ``chaos``): the five services as real processes that can be
 killed and restarted, an event recorder, a dead-letter counter, and broker/database probes.
 
 Services that do not exist yet (``services/<name>/__main__.py`` missing) are skipped: the
@@ -29,7 +29,7 @@ import orjson
 
 from shared.run import ORDER, available
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ORDER
 # Customer-facing notification templates (notification's rules.toml); anything else goes to staff.
 CUSTOMER_TEMPLATES = {"ticket_received", "first_response", "progress", "resolved", "survey_invite"}
