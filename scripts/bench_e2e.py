@@ -35,7 +35,8 @@ import asyncpg
 import httpx
 
 from scripts.harness import (
-    IntakePublisher, Recorder, Stack, cpu_seconds, environment, percentile, rss_mb, skipped, ticket_body,
+    IntakePublisher, Recorder, Stack, cpu_seconds, environment, external_id, percentile, rss_mb, skipped,
+    ticket_body,
 )
 
 STAGES = [  # (stage, service that produces it)
@@ -136,7 +137,7 @@ class Run:
         start = time.perf_counter()
         for i in range(count):
             self.serial += 1
-            ext = f"e2e-{uuid.uuid4().hex[:12]}"
+            ext = external_id("e2e")
             exts.append(ext)
             self.sent[ext] = time.perf_counter()
             await self.pub.publish("helpdesk.intake", "intake.web", ticket_body(ext, self.serial))

@@ -4,12 +4,12 @@ can be killed and restarted), an event recorder, an intake publisher, and proces
 
 from scripts.harness.env import cpu_seconds, environment, percentile, rabbitmqctl, rss_mb, service
 from scripts.harness.stack import (
-    CUSTOMER_TEMPLATES, FOLLOWED, DeadLetters, IntakePublisher, Recorder, Stack, bench_rules_file, free_port,
-    list_queues, outbox_unsent, skipped, ticket_body,
+    CUSTOMER_TEMPLATES, FOLLOWED, DeadLetters, IntakePublisher, Recorder, Stack, bench_rules_file, external_id,
+    free_port, list_queues, outbox_unsent, skipped, ticket_body,
 )
 
 __all__ = [
     "CUSTOMER_TEMPLATES", "FOLLOWED", "DeadLetters", "IntakePublisher", "Recorder", "Stack", "bench_rules_file",
-    "cpu_seconds", "environment", "free_port", "list_queues", "outbox_unsent", "percentile", "rabbitmqctl",
+    "cpu_seconds", "external_id", "environment", "free_port", "list_queues", "outbox_unsent", "percentile", "rabbitmqctl",
     "rss_mb", "service", "skipped", "ticket_body",
 ]

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,13 +319,14 @@ class DeadLetters:
 
 
 def list_queues(vhost: str) -> list[dict[str, Any]]:
-    """Every queue of ``vhost`` with ready/unacked counts and consumers (rabbitmqctl, no plugin needed)."""
+    """Every consumer queue of ``vhost`` with ready/unacked counts and consumers (rabbitmqctl, no plugin
+    needed). Streams (the event log) are left out: a log keeps every message and is read on demand."""
     out = subprocess.run(
         ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--formatter", "json",
-         "name", "messages_ready", "messages_unacknowledged", "consumers"],
+         "name", "type", "messages_ready", "messages_unacknowledged", "consumers"],
         check=True, capture_output=True, timeout=60, text=True,
     ).stdout
-    return orjson.loads(out or "[]")
+    return [q for q in orjson.loads(out or "[]") if q.get("type") != "stream"]
 
 
 async def outbox_unsent(database_url: str, schemas: list[str]) -> dict[str, int]:
@@ -389,6 +391,15 @@ class IntakePublisher:
     async def flush(self) -> None:
         if self._pending:
             await asyncio.gather(*list(self._pending))
+
+
+def external_id(prefix: str) -> str:
+    """A unique external id with no digit run: privacy masks phone-like runs in events (an all-digit
+    hex id would be masked in ``ticket.created`` and its ticket never matched)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12].translate(_NO_DIGITS)}"
+
+
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
 
 
 def ticket_body(ext: str, i: int, channel: str = "web") -> bytes:
