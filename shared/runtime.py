@@ -121,7 +121,8 @@ class Runtime:
         return await self.pool.fetchval("SELECT 1") == 1
 
     async def broker_ok(self) -> bool:
-        return await self.broker.ping(timeout=2.0)
+        consuming = self.amqp is not None and not self.amqp.is_closed  # the consumers' own connection
+        return consuming and await self.broker.ping(timeout=2.0)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
