@@ -79,6 +79,10 @@ async def get(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = Fa
     return await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1{lock}", ticket_no)
 
 
+async def get_many(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT * FROM {S}.tickets WHERE ticket_no = ANY($1::text[])", ticket_nos)
+
+
 _UPDATABLE = {
     "status", "category", "priority", "department", "assignee", "first_assignee", "rule", "routed_seq",
     "escalated", "responses", "reopened", "first_response_at", "waiting_since", "outcome", "first_contact",

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from scripts import benchenv
+from scripts import harness
 from shared.run import ORDER
 from tests import support
 
@@ -274,7 +274,7 @@ async def scraped_stack() -> AsyncIterator[tuple[Prometheus, list[str]]]:
     ``increase()``; the second round makes every series grow), then a scrape after the last action."""
     services = present_services()
     ports = {name: free_port() for name in services}
-    async with benchenv.environment("ops") as env, contextlib.AsyncExitStack() as stack:
+    async with harness.environment("ops") as env, contextlib.AsyncExitStack() as stack:
         env.update({
             "SURVEY_BASE_URL": f"http://127.0.0.1:{ports.get('survey', 8005)}",
             "NOTIFICATION_INTAKE_URL": f"http://127.0.0.1:{ports['intake']}",
@@ -283,8 +283,8 @@ async def scraped_stack() -> AsyncIterator[tuple[Prometheus, list[str]]]:
             "HELPDESK_DB_POOL_MAX": "3",
         })
         # intake first: it creates the database the others share
-        await stack.enter_async_context(benchenv.service("intake", env, ports["intake"]))
-        await asyncio.gather(*(stack.enter_async_context(benchenv.service(n, env, ports[n]))
+        await stack.enter_async_context(harness.service("intake", env, ports["intake"]))
+        await asyncio.gather(*(stack.enter_async_context(harness.service(n, env, ports[n]))
                                for n in services if n != "intake"))
         prom = await stack.enter_async_context(prometheus(ports))
         http = await stack.enter_async_context(httpx.AsyncClient(headers={"X-API-Key": API_KEY}, timeout=15))
