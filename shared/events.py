@@ -38,7 +38,7 @@ class TicketEvent(EventData):
 
 class MaskedCustomer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
-    name: str
+    name: str  # masked: the first character ("李*")
     id: str | None = None  # masked when it carries a phone or email
     phone: str | None = None  # masked
     email: str | None = None  # masked
@@ -394,3 +394,18 @@ class TicketConfirmed(EventData):
 
 
 EVENT_MODELS.update({m.type: m for m in (TicketCustomerReplied, TicketConfirmed)})
+
+
+# ---- personal data (privacy) ----
+
+
+class CustomerErased(EventData):
+    """A customer's personal data was erased in intake (``customer.erase``). Only the key: every
+    service that holds data about that customer erases its own rows (tickets' facts stay).
+    ``data`` has no ``ticket_no`` / ``seq``: it is about a customer, not a ticket."""
+
+    type = "customer.erased"
+    customer_key: str
+
+
+EVENT_MODELS[CustomerErased.type] = CustomerErased

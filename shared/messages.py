@@ -19,7 +19,10 @@ Priority = Literal["P1", "P2", "P3", "P4"]
 Outcome = Literal["resolved", "partial", "unresolved"]
 TICKET_NO_PATTERN = r"^\d{8}\d{6,}$"
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Every text and list field of a wire model has a bound (tests/privacy/test_limits.py walks them all):
+# free text 10,000 characters, names and ids 200, lists MAX_LIST_ITEMS unless a field says less.
+MAX_LIST_ITEMS = 100
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
@@ -29,12 +32,12 @@ def _nfkc(value: object) -> object:
     return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
 
 
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^(?:\+|\(\+?)?[0-9][0-9 ().\-]{4,24}$"),
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^(?:\+|\(\+?)?[0-9][0-9 ().\-]{4,24}$"),
                   BeforeValidator(_nfkc)]
 Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ]
-TicketNo = Annotated[str, StringConstraints(pattern=TICKET_NO_PATTERN)]
+TicketNo = Annotated[str, StringConstraints(max_length=40, pattern=TICKET_NO_PATTERN)]
 # records (#14)
 ServiceType = Literal["repair", "replace", "return", "exchange", "consult", "other"]
 Cause = Literal["hardware", "software", "operation", "quality", "logistics", "other"]
@@ -58,7 +61,7 @@ class Customer(Wire):
 
 class Complaint(Wire):
     type: Literal["attitude", "efficiency", "solution", "quality", "other"]
-    involved_staff: list[ShortText] | ShortText | None = None
+    involved_staff: Annotated[list[ShortText], Field(max_length=20)] | ShortText | None = None
     demand: LongText | None = None
 
 
@@ -230,3 +233,16 @@ COMMANDS: dict[str, type[Command]] = {
     "reprioritize": ReprioritizeTicket,
     **{action: models[0] for action, models in RECORDS_COMMANDS.items()},
 }
+
+
+# ---- personal data (privacy): ``customer.erase`` on helpdesk.commands, POST /v1/customers/{key}/erase ----
+
+CustomerKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$", max_length=64)]
+
+
+class EraseCustomer(Wire):
+    """Erase a customer's contacts and name everywhere (idempotent); the tickets' facts stay."""
+
+    customer_key: CustomerKey
+    actor: ShortText
+    command_id: ShortText | None = None

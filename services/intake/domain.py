@@ -14,7 +14,7 @@ from shared.events import (
     TicketReprioritized, TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
 )
 from shared.customers import customer_key as keyed_hash
-from shared.masking import mask_email, mask_identifier, mask_phone
+from shared.masking import mask_email, mask_identifier, mask_name, mask_phone
 from shared.messages import (
     CloseTicket, Command, Customer, EscalateTicket, IntakeTicket, ProgressTicket, ReopenTicket, ReprioritizeTicket,
     ResolveTicket, RespondTicket, ResumeTicket, WaitTicket,
@@ -77,9 +77,10 @@ def next_status(status: str, action: str) -> str:
 
 
 def masked_customer(customer: Customer) -> MaskedCustomer:
-    """The customer as events show it: phone and email masked, an id that is a contact masked too."""
+    """The customer as events show it: the name as ``李*``, phone and email masked, an id that is a
+    contact masked too (events live on in subscribers and the event log beyond any retention here)."""
     return MaskedCustomer(
-        name=customer.name, id=mask_identifier(customer.id), phone=mask_phone(customer.phone),
+        name=mask_name(customer.name) or "*", id=mask_identifier(customer.id), phone=mask_phone(customer.phone),
         email=mask_email(customer.email), tier=customer.tier, language=customer.language,
     )
 

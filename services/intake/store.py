@@ -147,6 +147,76 @@ async def open_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
+# ---- personal data (privacy): quotas, erasure, export, retention ----
+
+async def use_quota(conn: asyncpg.Connection, *, caller: str, window_start: datetime) -> int:
+    """Count one use of ``caller``'s quota in the window; returns the uses so far (this one included)."""
+    return await conn.fetchval(
+        f"INSERT INTO {S}.quota_usage AS q (caller, window_start, used) VALUES ($1, $2, 1)"
+        " ON CONFLICT (caller, window_start) DO UPDATE SET used = q.used + 1 RETURNING used",
+        caller, window_start,
+    )
+
+
+async def prune_quota(conn: asyncpg.Connection, *, before: datetime) -> None:
+    await conn.execute(f"DELETE FROM {S}.quota_usage WHERE window_start < $1", before)
+
+
+async def customer_tickets(conn: asyncpg.Connection, *, customer_key: str, for_update: bool = False
+                           ) -> list[asyncpg.Record]:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetch(
+        f"SELECT * FROM {S}.tickets WHERE customer_key = $1 ORDER BY received_at{lock}", customer_key)
+
+
+async def retention_due(conn: asyncpg.Connection, *, closed_before: datetime, limit: int) -> list[asyncpg.Record]:
+    """Closed tickets past retention whose contacts are still there, locked (replicas skip them)."""
+    return await conn.fetch(
+        f"SELECT * FROM {S}.tickets WHERE closed_at < $1 AND contact_purged_at IS NULL"
+        " ORDER BY closed_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        closed_before, limit,
+    )
+
+
+_PERSONAL = {"customer_name", "customer_id", "customer_phone", "customer_email", "external_id", "subject",
+             "description", "complaint", "contact_purged_at", "erased_at"}
+
+
+async def scrub_ticket(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> None:
+    """Overwrite a ticket's personal columns (``complaint`` as a JSON-ready value)."""
+    if unknown := set(fields) - _PERSONAL:
+        raise ValueError(f"not personal: {unknown}")
+    if "complaint" in fields and fields["complaint"] is not None:
+        fields["complaint"] = orjson.dumps(fields["complaint"]).decode()
+    cols = list(fields)
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
+    await conn.execute(f"UPDATE {S}.tickets SET {sets}, updated_at = now() WHERE ticket_no = $1",
+                       ticket_no, *(fields[c] for c in cols))
+
+
+async def timeline_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT event_id, ticket_no, type, source, seq, time, data FROM {S}.timeline"
+        " WHERE ticket_no = ANY($1) ORDER BY ticket_no, time, source, seq", ticket_nos)
+
+
+async def set_timeline_data(conn: asyncpg.Connection, *, event_id: str, data: Any) -> None:
+    await conn.execute(f"UPDATE {S}.timeline SET data = $2::jsonb WHERE event_id = $1",
+                       event_id, orjson.dumps(data).decode())
+
+
+async def outbox_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT id, body FROM {S}.outbox WHERE ticket_no = ANY($1)", ticket_nos)
+
+
+async def set_outbox_body(conn: asyncpg.Connection, *, row_id: int, body: bytes) -> None:
+    await conn.execute(f"UPDATE {S}.outbox SET body = $2 WHERE id = $1", row_id, body)
+
+
+async def add_unticketed_event(conn: asyncpg.Connection, *, event: CloudEvent) -> None:
+    """Stage an event about no one ticket (``customer.erased``) for the outbox relay."""
+    await conn.execute(f"INSERT INTO {S}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, NULL, $3)",
+                       event.id, event.type, event.to_bytes())
 # ---- records (#14): service-order fields, customer history, diagnosis / appointment / complaint records ----
 
 _UPDATABLE.update({"cause", "sub_item", "diagnosis", "appointment", "verification", "determination", "revisit"})
