@@ -227,6 +227,10 @@ class Scenario:
             await self.command(no, "respond", {"actor": agent, "message": "您好，正在为您处理"})
             if i % 4 == 2:
                 await self.command(no, "escalate", {"actor": agent, "reason": "需要二线支持"})
+            if tickets[no]["assignment"]["category"] in ("complaint", "attitude") or tickets[no]["complaint"]:
+                # records (#14): a complaint is resolved with a responsibility and a remedy
+                await self.command(no, "determine", {"actor": agent, "responsibility": "internal",
+                                                     "department": "客服部", "remedy": "apology"})
             await self.command(no, "resolve", {"actor": agent, "outcome": "resolved", "solution": "已远程指导处理"})
             resolved.append(no)
         await self.answer_surveys(resolved)
