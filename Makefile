@@ -21,8 +21,9 @@ run: venv
 test: venv
 	$(PYTEST) -q -p no:cacheprovider
 
+## every pure test (no broker, no database), wherever it lives: marked `unit` by tests/conftest.py
 test-unit: venv
-	$(PYTEST) -q tests/unit
+	$(PYTEST) -q -p no:cacheprovider -m unit
 
 test-integration: venv
 	$(PYTEST) -q tests/integration

@@ -1,13 +1,13 @@
 """End-to-end benchmark of the whole pipeline (``make bench``), printed as figures.
 
-    python -m scripts.bench_e2e [--quick] [--tickets N] [--latency-seconds S] [--rates 10,25,100] [--sizes 10000,1000000]
+    python -m scripts.bench_e2e [--quick] [--tickets N] [--latency-seconds S] [--rates 10,50,100] [--sizes 10000,1000000]
                                 [--profile DIR]
 
 1. Substrate ceiling, measured first on an idle stack: one aio-pika process publishing persistent
    messages with confirms to a quorum queue while consuming them with acks (msgs/s), and single-row
    asyncpg commits/s (1 connection, and 8 concurrent ones).
 2. Every available service as its own process (as ``make run`` does) in a fresh vhost + database.
-3. Latency at fixed rates (10, 25 and 100 tickets/s): p50/p99 from publishing the intake message to ``ticket.routed``.
+3. Latency at fixed rates (10, 50 and 100 tickets/s): p50/p99 from publishing the intake message to each stage.
 4. Flat out: N tickets, time until each stage holds all of them (received -> ticket.created ->
    ticket.routed -> sla.started -> first customer notification.sent); CPU and RSS per service.
 5. Per-ticket cost with 10 k and 1 M tickets already stored (COPY-loaded into intake's schema).
@@ -34,8 +34,10 @@ import aio_pika
 import asyncpg
 import httpx
 
-from scripts.benchenv import cpu_seconds, environment, percentile, rss_mb
-from scripts.harness import IntakePublisher, Recorder, Stack, skipped, ticket_body
+from scripts.harness import (
+    IntakePublisher, Recorder, Stack, cpu_seconds, environment, external_id, percentile, rss_mb, skipped,
+    ticket_body,
+)
 
 STAGES = [  # (stage, service that produces it)
     ("ticket.created", "intake"),
@@ -135,7 +137,7 @@ class Run:
         start = time.perf_counter()
         for i in range(count):
             self.serial += 1
-            ext = f"e2e-{uuid.uuid4().hex[:12]}"
+            ext = external_id("e2e")
             exts.append(ext)
             self.sent[ext] = time.perf_counter()
             await self.pub.publish("helpdesk.intake", "intake.web", ticket_body(ext, self.serial))
@@ -202,7 +204,7 @@ def cpu_of(pids: list[int]) -> float:
 
 
 async def handler_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, float]]:
-    """(service, handler) -> (seconds spent, messages) from FastStream's Prometheus histograms."""
+    """(service, queue) -> (seconds spent, messages) from the consumers' Prometheus histograms."""
     out: dict[tuple[str, str], list[float]] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for name in stack.names:
@@ -214,13 +216,13 @@ async def handler_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, flo
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-METRIC = re.compile(r'^faststream_received_processed_messages_duration_seconds_(?P<kind>sum|count)\{[^}]*'
-                    r'handler="(?P<handler>[^"]+)"[^}]*\} (?P<value>\S+)$', re.M)
+METRIC = re.compile(r'^helpdesk_consumer_seconds_(?P<kind>sum|count)\{[^}]*'
+                    r'queue="(?P<handler>[^"]+)"[^}]*\} (?P<value>\S+)$', re.M)
 
 
 def print_handlers(before: dict, after: dict, elapsed: float) -> None:
-    print("  message handlers (mean time a message spends in its handler, incl. waiting for a pool"
-          " connection or the event loop):")
+    print("  consumers (mean time from a delivery's arrival to its settlement, incl. its batch and waiting"
+          " for the event loop):")
     for key in sorted(after):
         s0, n0 = before.get(key, (0.0, 0.0))
         s1, n1 = after[key]
@@ -282,13 +284,18 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
     rate = run.rec.reached(final, tickets) / ends[final] if final != "ticket.created" else len(tickets) / elapsed
     print(f"  sustained end to end (to {final}): {rate:.0f} tickets/s")
     print("  per service during the flat-out run:")
+    total = 0.0
     for name in stack.names:
         cpu = cpu_seconds(stack.pid(name)) - cpu0[name]
+        total += cpu
         print(f"    {name:<13} CPU {cpu:6.1f}s = {cpu / elapsed * 100:4.0f}% of one core, "
               f"{cpu / n * 1000:5.2f} ms/ticket, RSS {rss_mb(stack.pid(name)):5.0f} MB")
     for label, pids in infra.items():
         cpu = cpu_of(pids) - infra0[label]
+        total += cpu
         print(f"    {label:<36} CPU {cpu:6.1f}s = {cpu / elapsed * 100:4.0f}% of one core, {cpu / n * 1000:5.2f} ms/ticket")
+    print(f"  CPU per ticket, everything counted (services + RabbitMQ + Postgres): {total / n * 1000:.2f} ms"
+          " (the broker figure is the whole broker: other work on it is counted too)")
     print_handlers(handlers0, await handler_totals(stack), elapsed)
     if profile:
         print(f"  py-spy raw profiles in {profile}/ (summarise: python -m scripts.pyspy_summary {profile}/intake.txt)")
@@ -388,7 +395,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small figures in about a minute")
     p.add_argument("--tickets", type=int)
     p.add_argument("--latency-seconds", type=float)
-    p.add_argument("--rates", default="10,25,100", help="fixed publish rates for the latency phase (tickets/s)")
+    p.add_argument("--rates", default="10,50,100", help="fixed publish rates for the latency phase (tickets/s)")
     p.add_argument("--sizes", help="stored-ticket counts for the per-ticket cost (comma-separated, 0 = skip)")
     p.add_argument("--cost-batch", type=int)
     p.add_argument("--profile", type=Path, help="write py-spy raw profiles of the flat-out run here")

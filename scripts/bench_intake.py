@@ -15,7 +15,7 @@ import aio_pika
 import asyncpg
 import orjson
 
-from scripts.benchenv import cpu_seconds, environment, percentile, rss_mb, service
+from scripts.harness import cpu_seconds, environment, percentile, rss_mb, service
 
 
 async def run(tickets: int, rate: float, port: int) -> None:

@@ -19,11 +19,9 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import asyncpg
 import httpx
 import orjson
 
+from scripts import harness
 from shared import db
 from shared.settings import Settings
 
@@ -40,16 +39,6 @@ MIGRATIONS = ROOT / "services" / "sla" / "migrations"
 COLUMNS = ("ticket_no", "metric", "priority", "policy", "calendar", "target_s", "started_at", "open_since",
            "warned", "breached", "due_at", "fire_at")
 TARGET_S = 3600.0
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rows(prefix: str, count: int, first: int, due_of):  # noqa: ANN001, ANN201
@@ -111,12 +100,12 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> int:
-    name = f"helpdesk_bench_sla_{uuid.uuid4().hex[:8]}"
-    amqp = f"amqp://guest:guest@127.0.0.1:5672/{name}"
-    dburl = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    async with harness.environment("bench_sla") as benv:  # the shared harness: vhost and database, dropped after
+        return await _run(args, benv["AMQP_URL"], benv["DATABASE_URL"])
+
+
+async def _run(args: argparse.Namespace, amqp: str, dburl: str) -> int:
     settings = Settings(AMQP_URL=amqp, DATABASE_URL=dburl)
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     proc: subprocess.Popen[bytes] | None = None
     try:
         for attempt in range(30):  # a shared Postgres may be short of connection slots for a moment
@@ -128,7 +117,7 @@ async def run(args: argparse.Namespace) -> int:
                 await asyncio.sleep(2 + attempt)
         else:
             raise RuntimeError("postgres never had a free connection slot")
-        port = free_port()
+        port = harness.free_port()
         env = {**os.environ, "AMQP_URL": amqp, "DATABASE_URL": dburl, "SLA_PORT": str(port),
                "HELPDESK_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", "HELPDESK_DB_POOL_MAX": "5"}
         proc = subprocess.Popen([sys.executable, "-m", "services.sla"], cwd=ROOT, env=env)
@@ -206,14 +195,6 @@ async def run(args: argparse.Namespace) -> int:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        try:
-            rabbitmqctl("delete_vhost", name)
-        finally:
-            admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
 
 
 def main() -> int:

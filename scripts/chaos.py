@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,10 +32,9 @@ import httpx
 import orjson
 
 from scripts import malformed
-from scripts.benchenv import environment
 from scripts.harness import (
-    CUSTOMER_TEMPLATES, DeadLetters, IntakePublisher, Recorder, Stack, list_queues, outbox_unsent, skipped,
-    ticket_body,
+    CUSTOMER_TEMPLATES, DeadLetters, IntakePublisher, Recorder, Stack, environment, external_id, list_queues,
+    outbox_unsent, skipped, ticket_body,
 )
 
 RESOLVE_SOLUTION = "replaced power module PWR-01 and verified start-up"
@@ -101,7 +99,7 @@ class Chaos:
         http_tasks = []
         async with httpx.AsyncClient(headers=self.headers, timeout=10) as client:
             for i in range(cfg.tickets):
-                ext = f"chaos-{uuid.uuid4().hex[:12]}"
+                ext = external_id("chaos")
                 self.exts.append(ext)
                 if i % 2 == 0:
                     self.to_resolve.add(ext)

@@ -53,10 +53,11 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 
 
 class Batcher:
-    """Runs a queue's deliveries in batches. ``committed`` settles a message whose batch committed (ack);
-    ``alone`` is the ordinary per-message path (own transaction, then ack, retry or dead letter)."""
+    """Runs a queue's deliveries in batches. ``committed`` settles the messages of a batch that committed
+    (ack); ``alone`` is the ordinary per-message path (own transaction, then ack, retry or dead letter)."""
 
-    def __init__(self, cfg: Batching, handler: Handler, *, committed: Settle, alone: Settle, service: str,
+    def __init__(self, cfg: Batching, handler: Handler, *, committed: Callable[[list[Any]], Awaitable[None]],
+                 alone: Settle, service: str,
                  queue: str) -> None:
         self.cfg, self.handler, self.committed, self.alone = cfg, handler, committed, alone
         self.service, self.queue = service, queue
@@ -94,14 +95,19 @@ class Batcher:
 
     async def _settle(self, msgs: list[Any]) -> None:
         # One message gains nothing from a batch; a failed batch is handled again alone, in arrival order.
-        step = self.committed if len(msgs) > 1 and await self._commit(msgs) else self.alone
+        if len(msgs) > 1 and await self._commit(msgs):
+            await self._quietly(self.committed, msgs)
+            return
         for msg in msgs:
-            try:
-                await step(msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - an ack on a lost channel: the broker redelivers it
-                log.warning("could not settle a delivery", extra={"queue": self.queue, "error": repr(exc)})
+            await self._quietly(self.alone, msg)
+
+    async def _quietly(self, step: Callable[[Any], Awaitable[None]], arg: Any) -> None:
+        try:
+            await step(arg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an ack on a lost channel: the broker redelivers it
+            log.warning("could not settle a delivery", extra={"queue": self.queue, "error": repr(exc)})
 
     async def _commit(self, msgs: list[Any]) -> bool:
         """Run every handler of the batch in one transaction; False if it rolled back."""

@@ -1,4 +1,4 @@
-"""Subscriber wrapper: errors decide the ack.
+"""Consumers: each queue consumed with aio-pika directly (its own channel), errors deciding the ack.
 
 * handler returns                  -> ack (it has committed)
 * ``DomainError`` / ``ValidationError`` -> republished to ``helpdesk.dlx`` with the reason in the
@@ -6,19 +6,25 @@
 * anything else (database or broker trouble) -> nack with requeue after a short backoff; on the last
   delivery the queue's limit allows it is dead-lettered here (masked) with the last error as reason
 * every dead letter's body and reason are masked (phones, emails, ID and card numbers)
+
+Consumption costs little per message: no decoder, middleware or dependency resolution; a batch of
+deliveries that committed together is acked with one ``basic.ack(multiple=True)``; the Prometheus
+consumer metrics are counted per batch. FastStream still holds the subscriptions for the AsyncAPI
+document (``Runtime.spec``), never started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from faststream import AckPolicy
+import aio_pika
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
-from faststream.rabbit.message import RabbitMessage as RabbitMessageType
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from shared.batching import Batcher, Batching
@@ -29,11 +35,16 @@ from shared.topology import DLX, REASON_HEADER
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[RabbitMessageType, Any], Awaitable[None]]  # (message, the batch's Tx or None)
+Handler = Callable[[Any, Any], Awaitable[None]]  # (the Delivery, the batch's Tx or None)
 
 CONSUMED = Counter(
     "helpdesk_messages_consumed_total", "Messages consumed by outcome", ["service", "queue", "outcome"]
 )
+SECONDS = Histogram(
+    "helpdesk_consumer_seconds", "Arrival to settlement of a delivery (its batch's commit and ack)",
+    ["service", "queue"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+IN_PROCESS = Gauge("helpdesk_consumer_in_process", "Deliveries taken and not yet settled", ["service", "queue"])
 
 
 def validation_reason(exc: ValidationError) -> str:
@@ -51,13 +62,16 @@ def error_reason(exc: Exception) -> str:
     return str(exc)
 
 
-async def _itself(msg: Any) -> Any:
-    """Decoder that hands the handler the message itself: no body decoding, and no per-message
-    FastDepends context resolution (which runs in a worker thread) for a ``RabbitMessage`` param."""
-    return msg
+class Delivery:
+    """A delivery as handlers read it (``body``, ``headers``, ``raw_message``: the aio-pika message)."""
+
+    __slots__ = ("body", "headers", "raw_message")
+
+    def __init__(self, raw: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.raw_message, self.body, self.headers = raw, raw.body, raw.headers or {}
 
 
-async def dead_letter(broker: RabbitBroker, msg: RabbitMessageType, *, queue: str, reason: str) -> None:
+async def dead_letter(broker: RabbitBroker, msg: Delivery, *, queue: str, reason: str) -> None:
     """Publish ``msg`` to ``helpdesk.dlx`` under its routing key, with the reason in headers; body and
     reason with every contact masked (``shared.deadletters.mask_body``)."""
     raw = msg.raw_message
@@ -74,62 +88,125 @@ async def dead_letter(broker: RabbitBroker, msg: RabbitMessageType, *, queue: st
     )
 
 
-def subscribe(
-    broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, handler: Handler, *, service: str,
-    batch: Batching | None = None,
-) -> None:
-    """Subscribe ``handler(msg, tx)`` (the raw ``RabbitMessage``; the batch's ``shared.unit.Tx``, or
-    ``None`` when handled alone) with the ack rules above.
+class Consumer:
+    """One queue's consumer: ``start(connection)`` opens its channel and consumes; ``stop()`` cancels."""
 
-    With ``batch``, deliveries waiting together are handled in one transaction (``shared.batching``);
-    a batch that fails hands each of its messages to ``alone``, the per-message path below.
-    """
+    def __init__(self, broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, handler: Handler, *,
+                 service: str, batch: Batching | None = None, prefetch: int = 64) -> None:
+        self.broker, self.queue, self.exchange, self.handler = broker, queue, exchange, handler
+        self.service, self.prefetch = service, prefetch
+        name = queue.name
+        self._ok, self._retried, self._dead = (CONSUMED.labels(service, name, o)
+                                               for o in ("ok", "retried", "dead_lettered"))
+        self._seconds = SECONDS.labels(service, name)
+        self._in_process = IN_PROCESS.labels(service, name)
+        # One ack for a whole committed batch is safe when batches run one at a time: every earlier
+        # delivery of this channel is settled by then (in arrival order, by the same runner).
+        self._multiple = bool(batch and batch.parallel == 1)
+        self._limit = int((queue.arguments or {}).get("x-delivery-limit") or 0)
+        self.batcher = (Batcher(batch, handler, committed=self._committed, alone=self._alone, service=service,
+                                queue=name) if batch else None)
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._queue: aio_pika.abc.AbstractQueue | None = None
+        self._tag: str | None = None
+        self._busy = 0
+        self._idle = asyncio.Event()
 
-    limit = int((queue.arguments or {}).get("x-delivery-limit") or 0)
+    async def start(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        self._channel = await connection.channel()
+        await self._channel.set_qos(prefetch_count=self.prefetch)
+        self._queue = await self._channel.declare_queue(self.queue.name, durable=True,
+                                                        arguments=self.queue.arguments)
+        await self._queue.bind(self.exchange.name, routing_key=self.queue.routing_key)
+        self._tag = await self._queue.consume(self._on_message)
 
-    async def acked(msg: Any) -> None:
-        await msg.ack()
-        CONSUMED.labels(service, queue.name, "ok").inc()
+    async def stop(self, grace_s: float = 15.0) -> None:
+        """Stop taking deliveries, let those in hand settle (at most ``grace_s``), close the channel
+        (anything still unsettled goes back to the queue)."""
+        if self._channel is None or self._channel.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            if self._queue is not None and self._tag is not None:
+                await self._queue.cancel(self._tag)
+        if self._busy:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace_s)
+        with contextlib.suppress(Exception):
+            await self._channel.close()
+        self._channel = None
 
-    async def alone(msg: Any) -> None:
+    async def _on_message(self, raw: aio_pika.abc.AbstractIncomingMessage) -> None:
+        msg = Delivery(raw)
+        self._busy += 1
+        self._in_process.inc()
+        started = time.perf_counter()
         try:
-            await handler(msg, None)
+            await (self.batcher.submit(msg) if self.batcher else self._alone(msg))
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+            self._in_process.dec()
+            self._seconds.observe(time.perf_counter() - started)
+
+    async def _committed(self, msgs: list[Delivery]) -> None:
+        """A batch committed: acked (one frame when safe), counted once."""
+        if self._multiple:
+            await msgs[-1].raw_message.ack(multiple=True)
+        else:
+            for m in msgs:
+                await m.raw_message.ack()
+        self._ok.inc(len(msgs))
+
+    async def _alone(self, msg: Delivery) -> None:
+        queue = self.queue.name
+        try:
+            await self.handler(msg, None)
         except (DomainError, ValidationError, UnicodeDecodeError, ValueError) as exc:
             reason = error_reason(exc)
-            log.warning("dead-lettering message", extra={"queue": queue.name, "reason": reason})
-            await dead_letter(broker, msg, queue=queue.name, reason=reason)
-            await msg.ack()
-            CONSUMED.labels(service, queue.name, "dead_lettered").inc()
+            log.warning("dead-lettering message", extra={"queue": queue, "reason": reason})
+            await dead_letter(self.broker, msg, queue=queue, reason=reason)
+            await msg.raw_message.ack()
+            self._dead.inc()
         except Exception as exc:  # noqa: BLE001 - infrastructure trouble: retried
             attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
-            if limit and attempt + 1 >= limit:
+            if self._limit and attempt + 1 >= self._limit:
                 # The last delivery the queue allows: dead-letter it here, masked, rather than let the
                 # broker dead-letter the raw body (the queue's limit stays as the backstop for crashes).
                 reason = f"delivery_limit: failed {attempt + 1} time(s), last error: {exc!r}"
-                log.warning("dead-lettering message", extra={"queue": queue.name, "reason": reason})
-                await dead_letter(broker, msg, queue=queue.name, reason=reason)
-                await msg.ack()
-                CONSUMED.labels(service, queue.name, "dead_lettered").inc()
+                log.warning("dead-lettering message", extra={"queue": queue, "reason": reason})
+                await dead_letter(self.broker, msg, queue=queue, reason=reason)
+                await msg.raw_message.ack()
+                self._dead.inc()
                 return
-            log.warning("message failed, will retry", extra={"queue": queue.name, "error": repr(exc),
+            log.warning("message failed, will retry", extra={"queue": queue, "error": repr(exc),
                                                              "attempt": attempt + 1})
             await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-            await msg.nack(requeue=True)
-            CONSUMED.labels(service, queue.name, "retried").inc()
+            await msg.raw_message.nack(requeue=True)
+            self._retried.inc()
         else:
-            await acked(msg)
+            await msg.raw_message.ack()
+            self._ok.inc()
 
-    batcher = (Batcher(batch, handler, committed=acked, alone=alone, service=service, queue=queue.name)
-               if batch else None)
 
-    async def consume(msg: Any) -> None:
-        await (batcher.submit(msg) if batcher else alone(msg))
+def subscribe(rt: Any, queue: RabbitQueue, exchange: RabbitExchange, handler: Handler, *,
+              batch: Batching | None = None) -> Consumer:
+    """Consume ``queue`` (bound to ``exchange``) with ``handler(msg, tx)``: ``msg`` a :class:`Delivery`,
+    ``tx`` the batch's ``shared.unit.Tx`` or ``None`` when handled alone; the ack rules above. ``rt`` is
+    the service's ``Runtime``: it starts the consumer after the topology is declared.
 
-    for outcome in ("ok", "retried", "dead_lettered"):  # series exist from the start (increase() needs it)
-        CONSUMED.labels(service, queue.name, outcome)
-    consume.__name__ = handler.__name__
-    consume.__qualname__ = handler.__qualname__
-    consume.__doc__ = handler.__doc__
-    broker.subscriber(
-        queue, exchange, ack_policy=AckPolicy.MANUAL, decoder=_itself, description=handler.__doc__
-    )(consume)
+    With ``batch``, deliveries waiting together are handled in one transaction (``shared.batching``);
+    a batch that fails hands each of its messages to the per-message path, alone.
+    """
+    consumer = Consumer(rt.broker, queue, exchange, handler, service=rt.service, batch=batch,
+                        prefetch=rt.settings.prefetch)
+    rt.consumers.append(consumer)
+
+    async def documented(msg: Any) -> None:  # the AsyncAPI document's entry; never started
+        raise NotImplementedError
+
+    documented.__name__, documented.__qualname__ = handler.__name__, handler.__qualname__
+    documented.__doc__ = handler.__doc__
+    rt.spec.subscriber(queue, exchange, description=handler.__doc__)(documented)
+    return consumer

@@ -152,15 +152,24 @@ def _mask(text: str, *, delimited_only: bool) -> str:
     return text
 
 
+# What an identifier (external_id, order_no, customer.id) is checked for: a mobile, an international
+# number, a resident ID. Not landline or card shapes: a 12-digit id starting with 0 or a Luhn-valid
+# 18-digit order number is far more often just that (and subscribers match on it).
+_IN_IDENTIFIERS = frozenset({"email", "mobile", "intl", "run"})
+
+
 def _replace(text: str, folded: str, pattern: re.Pattern[str], *, delimited_only: bool) -> str:
     out: list[str] = []
     last = 0
     for m in pattern.finditer(folded):
         start, end = m.span()
-        if delimited_only and ((start > 0 and folded[start - 1].isalnum())
+        kind = m.lastgroup or ""
+        if delimited_only and (kind not in _IN_IDENTIFIERS or (start > 0 and folded[start - 1].isalnum())
                                or (end < len(folded) and folded[end].isalnum())):
-            continue  # inside an opaque identifier ("bench-1a13812345678b"): not a contact
-        masked = _masked(m.lastgroup or "", text[start:end])
+            continue  # inside an opaque identifier ("bench-1a13812345678b"), or an order-number shape
+        if delimited_only and kind == "run" and not is_resident_id(text[start:end]):
+            continue  # a long number in an identifier is an order number unless it is a resident ID
+        masked = _masked(kind, text[start:end])
         if masked is None:
             continue
         out.append(text[last:start])
@@ -180,8 +189,9 @@ def mask_text(text: str) -> str:
 
 def mask_identifier(value: str | None) -> str | None:
     """An identifier (``customer.id``, ``external_id``) masked when it carries a contact: an email
-    anywhere, or a phone / ID / card number standing on its own (``13812345678``,
-    ``wx:13812345678``); digits glued to letters (``bench-1a13812345678b``) stay, being opaque keys."""
+    anywhere, or a mobile / international number / resident ID standing on its own (``13812345678``,
+    ``wx:13812345678``); digits glued to letters (``bench-1a13812345678b``) stay, being opaque keys,
+    and so do landline- and card-shaped numbers (order numbers look like them)."""
     return None if value is None else _mask(value, delimited_only=True)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
@@ -41,7 +40,7 @@ TicketNo = Annotated[str, StringConstraints(max_length=40, pattern=TICKET_NO_PAT
 # records (#14)
 ServiceType = Literal["repair", "replace", "return", "exchange", "consult", "other"]
 Cause = Literal["hardware", "software", "operation", "quality", "logistics", "other"]
-StepName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+StepName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
 class Wire(BaseModel):
@@ -184,7 +183,7 @@ class DetermineFields(Wire):
     responsibility: Literal["internal", "customer_misunderstanding", "third_party"]
     department: ShortText | None = None  # required when internal
     remedy: Literal["apology", "coupon", "refund", "redo", "other"]
-    amount: Annotated[Decimal, Field(ge=0, le=10_000_000, max_digits=12, decimal_places=2)] | None = None
+    amount: Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)] | None = None  # yuan
     customer_accepted: bool | None = None
 
 

@@ -3,7 +3,8 @@
 
 The relay is woken by ``NOTIFY <schema>_outbox`` (sent by a trigger, delivered on commit), claims
 unsent rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them to
-``helpdesk.events`` with publisher confirms, and marks the confirmed ones sent.
+``helpdesk.events`` with aio-pika on its own confirm-mode channel — the whole batch in flight at
+once, each awaited for its publisher confirm — and marks the confirmed ones sent in one statement.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import aio_pika
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -47,6 +49,8 @@ class Relay(DueLoop):
         super().__init__(name=f"outbox-relay-{rt.service}", listen_dsn=db.role_dsn(rt.settings, rt.service),
                          channel=f"{rt.service}_outbox", max_sleep_s=fallback_poll_s)
         self.rt, self.service, self.batch = rt, rt.service, rt.settings.outbox_batch
+        self._amqp: aio_pika.abc.AbstractRobustConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
         self.publish_timeout_s = publish_timeout_s
         self.retention_days, self.inbox_retention_days = retention_days, inbox_retention_days
         self._last_prune = 0.0
@@ -59,6 +63,7 @@ class Relay(DueLoop):
 
     def on_error(self, exc: Exception) -> None:
         PUBLISH_ERRORS.labels(self.service).inc()
+        self._exchange = None  # a new channel on the next pass (a closed one cannot confirm)
         log.warning("outbox relay pass failed", extra={"error": repr(exc)})
 
     @contextlib.asynccontextmanager
@@ -82,35 +87,50 @@ class Relay(DueLoop):
             if not rows:
                 PENDING.labels(self.service).set(0)
                 return 0
-            results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
-            sent = [r["id"] for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+            exchange = await self._events()
+            results = await asyncio.gather(*(self._publish(exchange, r) for r in rows), return_exceptions=True)
+            sent = [r for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
             if sent:
-                await conn.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)", sent)
-            now = time.time()
-            for r, res in zip(rows, results, strict=True):
-                if not isinstance(res, BaseException):
-                    PUBLISHED.labels(self.service, r["routing_key"]).inc()
-                    LAG.labels(self.service).observe(max(0.0, now - r["created_at"].timestamp()))
+                await conn.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)",
+                                   [r["id"] for r in sent])
+            self._count(sent)
             failed = [res for res in results if isinstance(res, BaseException)]
             PENDING.labels(self.service).set(len(rows) - len(sent))
         if failed:
             raise failed[0]
         return len(rows)
 
-    async def _publish(self, row: asyncpg.Record) -> None:
+    def _count(self, sent: list[asyncpg.Record]) -> None:
+        now, per_type = time.time(), {}
+        lag = LAG.labels(self.service)
+        for r in sent:
+            per_type[r["routing_key"]] = per_type.get(r["routing_key"], 0) + 1
+            lag.observe(max(0.0, now - r["created_at"].timestamp()))
+        for routing_key, n in per_type.items():
+            PUBLISHED.labels(self.service, routing_key).inc(n)
+
+    async def _events(self) -> aio_pika.abc.AbstractExchange:
+        """``helpdesk.events`` on the relay's own connection and confirm-mode channel (made once)."""
+        if self._exchange is None or self._amqp is None or self._amqp.is_closed:
+            if self._amqp is None:
+                self._amqp = await aio_pika.connect_robust(self.rt.settings.amqp_url)
+            channel = await self._amqp.channel(publisher_confirms=True)
+            self._exchange = await channel.get_exchange(EVENTS.name, ensure=False)
+        return self._exchange
+
+    async def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record) -> None:
         # Not mandatory: an event nobody subscribes to yet is still published, not returned.
-        await asyncio.wait_for(
-            self.rt.broker.publish(
-                bytes(row["body"]),
-                exchange=EVENTS,
-                routing_key=row["routing_key"],
-                persist=True,
-                mandatory=False,
-                message_id=str(row["event_id"]),
-                content_type=CONTENT_TYPE,
-            ),
-            self.publish_timeout_s,
-        )
+        message = aio_pika.Message(bytes(row["body"]), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                   message_id=str(row["event_id"]), content_type=CONTENT_TYPE)
+        await exchange.publish(message, routing_key=row["routing_key"], mandatory=False,
+                               timeout=self.publish_timeout_s)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._amqp is not None:
+            with contextlib.suppress(Exception):
+                await self._amqp.close()
+        self._amqp = self._exchange = None
 
     async def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < 3600:

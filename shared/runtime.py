@@ -15,12 +15,12 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
+import aio_pika
 from faststream.rabbit import Channel, RabbitBroker
-from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
-from prometheus_client import REGISTRY
 
 from shared import batching, db, topology
+from shared.consumer import Consumer
 from shared.dueloop import DueLoop
 from shared.events import EventData
 from shared.http import BodyLimit, install_error_handlers, install_ops_routes
@@ -33,11 +33,11 @@ Hook = Callable[["Runtime"], Awaitable[None]]
 
 
 def build_broker(settings: Settings, service: str) -> RabbitBroker:
-    """A broker whose unroutable mandatory publishes raise, and whose consumers are metered."""
+    """The service's publisher (dead letters, tests) whose unroutable mandatory publishes raise. It
+    consumes nothing: queues are consumed by ``shared.consumer`` on the runtime's aio-pika connection."""
     return RabbitBroker(
         settings.amqp_url,
         default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
-        middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=service)],
         logger=logging.getLogger(f"faststream.{service}"),
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
@@ -64,7 +64,10 @@ class Runtime:
     settings: Settings
     migrations: Path
     broker: RabbitBroker = field(init=False)
+    spec: RabbitBroker = field(init=False)  # never connected: what the AsyncAPI document describes
     pool: asyncpg.Pool = field(init=False)
+    amqp: aio_pika.abc.AbstractRobustConnection | None = field(init=False, default=None)  # the consumers'
+    consumers: list[Consumer] = field(default_factory=list, init=False)
     relay: Relay | None = field(init=False, default=None)
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
@@ -78,6 +81,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.broker = build_broker(self.settings, self.service)
+        self.spec = RabbitBroker(self.settings.amqp_url)
         if self.outbox:
             self.relay = Relay(self)
             self.add_loop(self.relay)
@@ -117,7 +121,8 @@ class Runtime:
         return await self.pool.fetchval("SELECT 1") == 1
 
     async def broker_ok(self) -> bool:
-        return await self.broker.ping(timeout=2.0)
+        consuming = self.amqp is not None and not self.amqp.is_closed  # the consumers' own connection
+        return consuming and await self.broker.ping(timeout=2.0)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
@@ -133,6 +138,9 @@ class Runtime:
             for queue, exchange, keys in self.bindings:
                 await topology.bind(self.broker, queue, exchange, keys)
             await self.broker.start()
+            self.amqp = await aio_pika.connect_robust(self.settings.amqp_url)
+            for consumer in self.consumers:
+                await consumer.start(self.amqp)
             for hook in self.on_start:
                 await hook(self)
             for loop in self.loops:
@@ -144,13 +152,18 @@ class Runtime:
         finally:
             for task in self._tasks:
                 task.cancel()
+            for consumer in self.consumers:
+                await _bounded(consumer.stop(), f"consumer {consumer.queue.name}")
             for loop in reversed(self.loops):
                 await _bounded(loop.stop(), loop.name)
             for hook in reversed(self.on_stop):
                 with contextlib.suppress(Exception):
                     await hook(self)
+            if self.amqp is not None:
+                with contextlib.suppress(Exception):
+                    await _bounded(self.amqp.close(), "consumers' connection")
             with contextlib.suppress(Exception):
-                await _bounded(self.broker.stop(), "broker")  # waits up to graceful_timeout for handlers
+                await _bounded(self.broker.stop(), "broker")
             try:
                 await asyncio.wait_for(self.pool.close(), STOP_TIMEOUT_S)
             except TimeoutError:  # a connection never released: drop them all rather than hang the stop
@@ -171,12 +184,12 @@ class Runtime:
         """Declare what the outbox relay publishes, so the AsyncAPI document lists it (the relay itself
         publishes raw CloudEvents; ``data`` has the schema shown, plus ``ticket_no`` and ``seq``)."""
         for model, description in published:
-            self.broker.publisher(exchange=topology.EVENTS, routing_key=model.type, schema=model, title=model.type,
+            self.spec.publisher(exchange=topology.EVENTS, routing_key=model.type, schema=model, title=model.type,
                                   persist=True,
                                   description=f"CloudEvents envelope (helpdesk.events); data: {description}")
 
     def asyncapi(self, description: str) -> AsyncAPI:
-        return AsyncAPI(self.broker, title=f"helpdesk {self.service}", version="1.0.0", description=description)
+        return AsyncAPI(self.spec, title=f"helpdesk {self.service}", version="1.0.0", description=description)
 
     def fastapi(self, *, title: str, description: str, version: str = "1.0.0") -> FastAPI:
         """The service's HTTP app: lifespan runs ``running()``; ops routes and error shapes installed."""

@@ -26,6 +26,15 @@ ROLE_KEYS = {"channel": "gw-secret", "agent": "agent-secret", "supervisor": "sup
              "contacts": "notify-secret", "analyst": "analyst-secret"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs no broker or database (no ``run_env`` among its fixtures, directly or through
+    another, and not marked ``integration``) is a unit test: ``make test-unit`` (``-m unit``) runs every
+    one of them, wherever it lives."""
+    for item in items:
+        if "run_env" not in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def run_env() -> dict[str, str]:
     vhost = f"helpdesk_test_{RUN_ID}"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from services.intake import privacy, progress, usecases
 from shared.auth import Forbidden, Principal, require
@@ -25,6 +25,7 @@ def _runtime(request: Request) -> Runtime:
 
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+contacts_router = APIRouter(prefix="/v1", tags=["tickets"])
 
 
 # Commands only a supervisor may give; every other lifecycle command is an agent's.
@@ -74,6 +75,27 @@ async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[s
     found["progress_url"] = await progress.issue_link(_runtime(request).pool, request.app.state.progress,
                                                       ticket_no=ticket_no)
     return found
+
+
+class ContactLookup(BaseModel):
+    """The tickets whose customers a batch of deliveries goes to."""
+
+    model_config = ConfigDict(extra="forbid")
+    ticket_nos: list[Annotated[str, StringConstraints(pattern=TICKET_NO_PATTERN)]] = Field(min_length=1,
+                                                                                          max_length=500)
+
+
+@contacts_router.post("/contacts:lookup", summary="Many tickets' unmasked customer contacts in one call "
+                      "(internal: notification, for a batch of deliveries)")
+async def lookup_contacts(request: Request, body: ContactLookup, who: Contacts) -> dict[str, Any]:
+    """``{"contacts": {ticket_no: contact}, "unknown": [ticket_no, ...]}``; each contact as
+    ``GET /v1/tickets/{no}/contact`` gives it, progress link included. Nothing is stored by the caller."""
+    rt = _runtime(request)
+    wanted = list(dict.fromkeys(body.ticket_nos))
+    found = await usecases.contacts(rt.pool, ticket_nos=wanted)
+    for no, c in found.items():
+        c["progress_url"] = await progress.issue_link(rt.pool, request.app.state.progress, ticket_no=no)
+    return {"contacts": found, "unknown": [no for no in wanted if no not in found]}
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))

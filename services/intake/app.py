@@ -61,14 +61,14 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     rt.on_emitted = store.record_events  # intake's own events join the timeline in their transaction
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
-    subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
-              on_intake, service=SERVICE, batch=rt.batching())
+    subscribe(rt, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
+              on_intake, batch=rt.batching())
     commands = quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit)
-    subscribe(rt.broker, commands, COMMANDS, on_command, service=SERVICE)
+    subscribe(rt, commands, COMMANDS, on_command)
     # The timeline takes what the other services say; intake's own events enter it in the transaction
     # that causes them, so binding "#" would only double the broker's work.
     timeline = quorum_queue("intake.timeline", routing_key="ticket.routed", delivery_limit=limit)
-    subscribe(rt.broker, timeline, EVENTS, on_event, service=SERVICE, batch=rt.batching())
+    subscribe(rt, timeline, EVENTS, on_event, batch=rt.batching())
     rt.bindings.append((timeline, EVENTS, FOREIGN_EVENTS))
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, progress_opts: progress.Prog
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
     app.include_router(records_api.router)  # before api.router: its actions have their own bodies
     app.include_router(api.router)
+    app.include_router(api.contacts_router)
     app.include_router(api.customers)
     # The customer's progress page: a router of its own (no API key; the token is the credential), so an
     # ingress can expose /t/ alone.

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.intake import store
+from services.intake import records_domain, store
 from shared import erasure
 from shared.envelope import CloudEvent
 from shared.errors import TooManyRequests
@@ -69,7 +69,7 @@ async def _scrub(conn: asyncpg.Connection, t: asyncpg.Record, *, erase: bool, no
         conn, ticket_no=t["ticket_no"], customer_phone=None, customer_email=None, customer_id=None,
         customer_name=None if erase else mask_name(t["customer_name"]), external_id=external,
         subject=erasure.scrub_text(t["subject"], known), description=erasure.scrub_text(t["description"], known),
-        complaint=erasure.scrub(complaint, known), **stamp,
+        complaint=erasure.scrub(complaint, known), **stamp, **_appointment(t, erase=erase),
     )
     nos = [t["ticket_no"]]
     for row in await store.timeline_of(conn, ticket_nos=nos):
@@ -80,6 +80,16 @@ async def _scrub(conn: asyncpg.Connection, t: asyncpg.Record, *, erase: bool, no
         envelope = orjson.loads(bytes(row["body"]))
         envelope["data"] = erasure.scrub(envelope.get("data"), known)  # the envelope's ids stay as they are
         await store.set_outbox_body(conn, row_id=row["id"], body=orjson.dumps(envelope))
+
+
+def _appointment(t: Any, *, erase: bool) -> dict[str, Any]:
+    """records (#14): an on-site appointment's place is the customer's address: gone on erase, masked
+    when retention ends (the appointment's time stays)."""
+    if not t["appointment"]:
+        return {}
+    appointment = orjson.loads(t["appointment"])
+    place = None if erase else records_domain.mask_place(appointment.get("place"))
+    return {"appointment": {**appointment, "place": place}}
 
 
 # ---- customer.erase ----

@@ -1,4 +1,4 @@
-"""Intake's use cases for the service and complaint records (#14), called from ``tickets``:
+"""Intake's use cases for the service and complaint records (#14), called from ``usecases``:
 
 * ``on_register`` — in the ticket's creating transaction: the new fields stored, the customer type
   (``returning`` when the customer's key had an earlier ticket) and the 三包 warranty check, returned
@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -17,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.intake import domain, records_domain, store, warranty
 from shared.events import EventData
@@ -26,11 +26,7 @@ from shared.messages import Command, IntakeTicket
 JSON_COLUMNS = ("diagnosis", "appointment", "verification", "determination", "revisit")
 
 
-class RecordsSettings(BaseSettings):
-    """``INTAKE_WARRANTY_FILE`` (default: the shipped 三包 policy, ``services/intake/warranty.toml``)."""
-
-    model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore", frozen=True)
-    warranty_file: str | None = None
+WARRANTY_FILE_ENV = "INTAKE_WARRANTY_FILE"  # default: the shipped 三包 policy, services/intake/warranty.toml
 
 
 @cache
@@ -40,7 +36,7 @@ def _policy(path: str | None) -> warranty.WarrantyPolicy:
 
 def warranty_policy() -> warranty.WarrantyPolicy:
     """The warranty policy of ``INTAKE_WARRANTY_FILE``; a bad file raises ``WarrantyPolicyError``."""
-    return _policy(RecordsSettings().warranty_file)
+    return _policy(os.environ.get(WARRANTY_FILE_ENV) or None)  # read per call (cheap); parsed once per file
 
 
 async def on_register(conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime,

@@ -99,7 +99,7 @@ def decide(action: str, ticket: Mapping[str, Any], cmd: Command, now: datetime) 
                                                             findings=cmd.findings)
         case DetermineTicket():
             check_determine(cmd)
-            amount = float(cmd.amount) if cmd.amount is not None else None
+            amount = round(cmd.amount, 2) if cmd.amount is not None else None
             record = {"responsibility": cmd.responsibility, "department": cmd.department, "remedy": cmd.remedy,
                       "amount": amount, "customer_accepted": cmd.customer_accepted, "actor": actor,
                       "at": now.isoformat()}

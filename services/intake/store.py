@@ -79,6 +79,10 @@ async def get(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = Fa
     return await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1{lock}", ticket_no)
 
 
+async def get_many(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT * FROM {S}.tickets WHERE ticket_no = ANY($1::text[])", ticket_nos)
+
+
 _UPDATABLE = {
     "status", "category", "priority", "department", "assignee", "first_assignee", "rule", "routed_seq",
     "escalated", "responses", "reopened", "first_response_at", "waiting_since", "outcome", "first_contact",
@@ -179,15 +183,16 @@ async def retention_due(conn: asyncpg.Connection, *, closed_before: datetime, li
 
 
 _PERSONAL = {"customer_name", "customer_id", "customer_phone", "customer_email", "external_id", "subject",
-             "description", "complaint", "contact_purged_at", "erased_at"}
+             "description", "complaint", "contact_purged_at", "erased_at", "appointment"}
 
 
 async def scrub_ticket(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> None:
     """Overwrite a ticket's personal columns (``complaint`` as a JSON-ready value)."""
     if unknown := set(fields) - _PERSONAL:
         raise ValueError(f"not personal: {unknown}")
-    if "complaint" in fields and fields["complaint"] is not None:
-        fields["complaint"] = orjson.dumps(fields["complaint"]).decode()
+    for name in ("complaint", "appointment"):  # JSON columns (appointment: records' on-site visit)
+        if name in fields and fields[name] is not None:
+            fields[name] = orjson.dumps(fields[name]).decode()
     cols = list(fields)
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
     await conn.execute(f"UPDATE {S}.tickets SET {sets}, updated_at = now() WHERE ticket_no = $1",

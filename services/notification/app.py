@@ -45,11 +45,11 @@ def build_runtime(
 
     keys = sorted(set(cfg.events()) | FACT_EVENTS)
     queue = quorum_queue("notification.events", routing_key=keys[0], delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt.broker, queue, EVENTS, handlers.build(rt, cfg, worker), service=SERVICE, batch=rt.batching())
+    subscribe(rt, queue, EVENTS, handlers.build(rt, cfg, worker), batch=rt.batching())
     rt.bindings.append((queue, EVENTS, keys[1:]))
     erased = quorum_queue("notification.customers", routing_key="customer.erased",
                           delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt.broker, erased, EVENTS, handlers.build_customers(rt, worker), service=SERVICE)
+    subscribe(rt, erased, EVENTS, handlers.build_customers(rt, worker))
     rt.periodic.append((3600.0, lambda r: privacy.purge_expired(
         r, now=worker.clock(), retention_days=r.settings.contact_retention_days)))
 

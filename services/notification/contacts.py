@@ -13,7 +13,8 @@ from services.notification.domain import CUSTOMER, DeliveryError, Recipient, htt
 
 
 class IntakeContacts:
-    """``GET {intake}/v1/tickets/{no}/contact`` with ``X-API-Key``."""
+    """``POST {intake}/v1/contacts:lookup`` (a batch of deliveries' customers in one call) and
+    ``GET {intake}/v1/tickets/{no}/contact``, with ``X-API-Key`` (role ``contacts``)."""
 
     def __init__(self, base_url: str, api_key: str, *, transport: httpx.AsyncBaseTransport | None = None,
                  timeout_s: float = 5.0) -> None:
@@ -22,6 +23,27 @@ class IntakeContacts:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+    async def lookup(self, ticket_nos: list[str]) -> dict[str, Recipient | DeliveryError]:
+        """Each ticket's customer, or the ``DeliveryError`` its delivery fails with (one call for all)."""
+        if not ticket_nos:
+            return {}
+        try:
+            # a whole pass's customers: give it longer than one contact (intake issues each progress link)
+            r = await self.client.post("/v1/contacts:lookup", json={"ticket_nos": ticket_nos},
+                                       timeout=self.client.timeout.read * 6 if self.client.timeout.read else None)
+        except httpx.HTTPError as exc:
+            err = DeliveryError(f"intake unreachable: {type(exc).__name__}")
+            return dict.fromkeys(ticket_nos, err)
+        if r.status_code != 200:
+            err = DeliveryError(f"intake contact: {http_failure(r.status_code, 'contact lookup').reason}",
+                                permanent=False)
+            return dict.fromkeys(ticket_nos, err)
+        body = r.json()
+        out: dict[str, Recipient | DeliveryError] = {no: _recipient(c) for no, c in body["contacts"].items()}
+        for no in body["unknown"]:
+            out[no] = DeliveryError(f"intake knows no ticket {no}", permanent=True)
+        return out
 
     async def customer(self, ticket_no: str) -> Recipient:
         try:
@@ -33,18 +55,28 @@ class IntakeContacts:
         if r.status_code != 200:
             err = http_failure(r.status_code, "contact lookup")
             raise DeliveryError(f"intake contact: {err.reason}", permanent=False) from None
-        c = r.json()
-        # progress_url: the customer's progress page (a credential: only ever in the message itself)
-        return Recipient(key=CUSTOMER, name=c.get("name"), language=c.get("language"), phone=c.get("phone"),
-                         email=c.get("email"), extra={"progress_url": c.get("progress_url")})
+        return _recipient(r.json())
 
 
-async def resolve(recipient: str, *, ticket_no: str | None, cfg: RulesConfig, intake: IntakeContacts) -> Recipient:
-    """The delivery's recipient with its addresses (customer: from intake; staff: from the rules file)."""
+def _recipient(c: dict) -> Recipient:
+    # progress_url: the customer's progress page (a credential: only ever in the message itself)
+    return Recipient(key=CUSTOMER, name=c.get("name"), language=c.get("language"), phone=c.get("phone"),
+                     email=c.get("email"), extra={"progress_url": c.get("progress_url")})
+
+
+async def resolve(recipient: str, *, ticket_no: str | None, cfg: RulesConfig, intake: IntakeContacts,
+                  known: dict[str, Recipient | DeliveryError] | None = None) -> Recipient:
+    """The delivery's recipient with its addresses (customer: from intake — ``known`` holds the pass's
+    batch look-up — staff: from the rules file)."""
     if recipient == CUSTOMER:
         if not ticket_no:
             raise DeliveryError("customer message without a ticket", permanent=True)
-        return await intake.customer(ticket_no)
+        found = (known or {}).get(ticket_no)
+        if found is None:
+            return await intake.customer(ticket_no)
+        if isinstance(found, DeliveryError):
+            raise found
+        return found
     sid = recipient.removeprefix("staff:")
     person = staff(cfg, sid)
     return Recipient(key=recipient, name=person.name or sid, language=person.language, phone=person.phone,

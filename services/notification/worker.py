@@ -76,6 +76,8 @@ class Worker(DueLoop):
     async def send_due(self) -> int:
         """Claim a batch of due rows and send what may go now; returns how many rows it claimed."""
         ready, claimed = await self._claim(self.clock())
+        customers = sorted({r["ticket_no"] for r in ready if r["recipient"] == contacts.CUSTOMER and r["ticket_no"]})
+        known = await self.intake.lookup(customers) if customers and self.intake else {}
         # One ticket's messages to one recipient go one after another, in planning order (progress
         # before resolution); everything else goes concurrently (bounded by the semaphore).
         chains: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
@@ -84,7 +86,7 @@ class Worker(DueLoop):
 
         async def in_order(chain: list[dict[str, Any]]) -> None:
             for row in chain:
-                await self._deliver(row)
+                await self._deliver(row, known)
 
         results = await asyncio.gather(*(in_order(c) for c in chains.values()), return_exceptions=True)
         for exc in (r for r in results if isinstance(r, BaseException)):
@@ -124,7 +126,7 @@ class Worker(DueLoop):
         return "rate_limit", domain.rate_hold_until(sent_in_window=count, oldest=oldest, limit=limit,
                                                     rate=self.cfg.rate_limit)
 
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: dict[str, Any], known: dict[str, Any]) -> None:
         channel = self.channels[row["channel"]]
         masked: str | None = None
         error: DeliveryError | None = None
@@ -132,7 +134,7 @@ class Worker(DueLoop):
             started = time.perf_counter()
             try:
                 recipient = await contacts.resolve(row["recipient"], ticket_no=row["ticket_no"], cfg=self.cfg,
-                                                   intake=self.intake)  # type: ignore[arg-type]
+                                                   intake=self.intake, known=known)  # type: ignore[arg-type]
                 masked = recipient.masked(channel.address)
                 message = self.templates.render(
                     row["template"], channel=row["channel"], language=recipient.language or row["language"],

@@ -47,10 +47,10 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     cfg = config or SurveyConfig()
     policy = Policy(timing=cfg.timing(), base_url=rt.settings.survey_base_url, window_days=cfg.repeat_window_days)
     queue = quorum_queue("survey.tickets", routing_key="ticket.resolved", delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt.broker, queue, EVENTS, handlers.build(rt, policy), service=SERVICE, batch=rt.batching())
+    subscribe(rt, queue, EVENTS, handlers.build(rt, policy), batch=rt.batching())
     rt.bindings.append((queue, EVENTS, ["ticket.created", "ticket.reopened"]))
     erased = quorum_queue("survey.customers", routing_key="customer.erased", delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt.broker, erased, EVENTS, handlers.build_customers(rt), service=SERVICE)
+    subscribe(rt, erased, EVENTS, handlers.build_customers(rt))
     rt.periodic.append((3600.0, lambda r: privacy.purge_expired(
         r, now=datetime.now(UTC), retention_days=r.settings.contact_retention_days)))
 

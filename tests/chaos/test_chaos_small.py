@@ -5,8 +5,12 @@ Postgres (other suites share them). The full run is ``make chaos``."""
 
 from __future__ import annotations
 
+import pytest
+
 from scripts.chaos import Config, run
 from shared.run import available
+
+pytestmark = pytest.mark.integration  # a stack of real processes: not a unit test
 
 
 async def test_small_chaos_run_loses_and_doubles_nothing() -> None:

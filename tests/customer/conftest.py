@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import re
 import socket
 import tomllib
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import orjson
 import pytest
@@ -86,12 +88,25 @@ def customer_policy(run_env: dict[str, str]) -> AsyncIterator[None]:
         os.environ["SLA_POLICY_FILE"] = old
 
 
+async def drop_queues(amqp_url: str, *names: str) -> None:
+    """Delete a stopped service's queues: left bound, they would pile up the session's later tickets and
+    hand that backlog to the next package that starts the service (routing assigns oldest first)."""
+    conn = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await conn.channel()
+        for name in names:
+            await channel.queue_delete(name)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="package")
 async def sla(run_env: dict[str, str], drop_db_at_end: None, customer_policy: None) -> AsyncIterator[Running]:
     from services.sla.app import create_app
 
     async for running in start_service(create_app, Settings(HELPDESK_DB_POOL_MAX=4)):
         yield running
+    await drop_queues(run_env["AMQP_URL"], "sla.tickets")
 
 
 @pytest.fixture(scope="package")
@@ -100,6 +115,7 @@ async def routing(run_env: dict[str, str], drop_db_at_end: None) -> AsyncIterato
 
     async for running in start_service(create_app, Settings()):
         yield running
+    await drop_queues(run_env["AMQP_URL"], "routing.tickets", "routing.signals")
 
 
 @pytest.fixture
@@ -181,16 +197,22 @@ async def notification(public: Public, tmp_path_factory: pytest.TempPathFactory)
     try:
         async for running in start_service(factory, Settings()):
             yield Notifier(running, clock, sent)
+        await drop_queues(os.environ["AMQP_URL"], "notification.events", "notification.customers")
     finally:
         channel_log.removeHandler(sent)
         channel_log.setLevel(old_level)
+
+
+def random_phone() -> str:
+    return f"139{random.randrange(10**8):08d}"
 
 
 def ticket_body(**over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "channel": "web",
         "external_id": f"web-{uuid.uuid4().hex}",
-        "customer": {"name": "韩梅梅", "id": f"cust-{uuid.uuid4().hex[:12]}", "phone": "13912345678",
+        # a phone of its own per ticket: notification's rate limit counts per customer (customer_key)
+        "customer": {"name": "韩梅梅", "id": f"cust-{uuid.uuid4().hex[:12]}", "phone": random_phone(),
                      "language": "zh-CN"},
         "subject": "设备无法启动",
         "description": "打印机开机后指示灯闪烁，无法打印",

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.customer.conftest import command, link_of, new_ticket, until
+from tests.customer.conftest import command, link_of, new_ticket, random_phone, until
 
 HERE = Path(__file__).parent
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
@@ -152,7 +152,7 @@ def closed_page(driver: Any, url: str, name: str) -> dict[str, Any]:
 
 async def test_customer_follows_the_ticket_in_the_browser(public, notification, sla, routing, tap, browser):
     intake = public.intake
-    no = await new_ticket(intake)
+    no = await new_ticket(intake, customer={"name": "韩梅梅", "phone": "13912345678", "language": "zh-CN"})
     ack = await notification.sent.wait(no, "ticket_received")
     url = link_of(ack["text"])  # the log line as the log channel wrote it (JSON, masked)
     assert url.startswith(public.base_url) and ack["channel"] == "sms" and ack["recipient"] == "139****5678"
@@ -200,7 +200,7 @@ async def _sla_known(intake, no: str, metric: str) -> bool:  # noqa: ANN001
 
 async def test_expired_link_and_bad_token_in_the_browser(public, notification, tap, browser):
     intake = public.intake
-    no = await new_ticket(intake, customer={"name": "Ann", "phone": "13612345678", "language": "en"})
+    no = await new_ticket(intake, customer={"name": "Ann", "phone": random_phone(), "language": "en"})
     url = link_of((await notification.sent.wait(no, "ticket_received"))["text"])
     await command(intake, no, "close", reason="duplicate of an earlier ticket")
     async with intake.rt.pool.acquire() as conn:

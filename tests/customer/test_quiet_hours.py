@@ -25,7 +25,8 @@ async def test_told_at_once_at_0403_progress_waits_until_0800(public, notificati
     notification.set_clock(datetime.combine(day, time(4, 3), tzinfo=TZ))
     try:
         # a usage question (P3 when routed): "无法启动" would make it an urgent fault, which quiet hours let through
-        no = await new_ticket(intake, subject="产品使用疑问", description="如何设置定时开机？")
+        no = await new_ticket(intake, subject="产品使用疑问", description="如何设置定时开机？",
+                              customer={"name": "韩梅梅", "phone": "13912340403", "language": "zh-CN"})
         ack = await notification.sent.wait(no, "ticket_received")
         assert no in ack["text"] and "/t/" in ack["text"]
         await command(intake, no, "respond", message="您好，我是工程师王工，正在查看您的问题")
@@ -41,7 +42,7 @@ async def test_told_at_once_at_0403_progress_waits_until_0800(public, notificati
         assert held["next_attempt_at"] == datetime.combine(day, time(8, 0), tzinfo=TZ)
         assert notification.sent.of(no, "progress") == []
         sent = await tap.wait_events(lambda e: e.subject == no and e.type == "notification.sent"
-                                     and e.data["recipient"] == "139****5678", count=3)
+                                     and e.data["recipient"] == "139****0403", count=3)
         assert {e.data["template"] for e in sent} == {"ticket_received", "first_response", "reply"}
 
         notification.set_clock(datetime.combine(day, time(8, 0, 1), tzinfo=TZ))  # the quiet hours end

@@ -6,17 +6,37 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import contextlib
+from collections.abc import AsyncIterator
+
+import aio_pika
 from faststream.rabbit import RabbitBroker
 
 from shared import topology
-from shared.consumer import subscribe
+from shared.consumer import Consumer
 from shared.errors import DomainError
+
+
+@contextlib.asynccontextmanager
+async def consuming(url: str, queue, handler) -> AsyncIterator[None]:  # noqa: ANN001
+    """``handler`` consuming ``queue`` (bound to helpdesk.intake) as a service's consumer does."""
+    broker = RabbitBroker(url)  # the dead letters' publisher
+    await broker.connect()
+    await topology.declare_all(broker)
+    connection = await aio_pika.connect_robust(url)
+    consumer = Consumer(broker, queue, topology.INTAKE, handler, service="test")
+    await consumer.start(connection)
+    try:
+        yield
+    finally:
+        await consumer.stop()
+        await connection.close()
+        await broker.stop()
 
 
 async def test_poison_message_retried_then_dead_lettered_and_queue_flows(run_env, publisher, dlq_tap):
     seen: list[str] = []
     attempts: dict[str, int] = {}
-    broker = RabbitBroker(run_env["AMQP_URL"])
     queue_name = f"test.consumer.{uuid.uuid4().hex[:8]}"
     queue = topology.quorum_queue(queue_name, routing_key=f"{queue_name}.#", delivery_limit=2)
 
@@ -29,11 +49,7 @@ async def test_poison_message_retried_then_dead_lettered_and_queue_flows(run_env
             raise DomainError("body", "not a ticket")  # domain: dead-lettered at once
         seen.append(body)
 
-    subscribe(broker, queue, topology.INTAKE, handler, service="test")
-    await broker.connect()
-    await topology.declare_all(broker)
-    await broker.start()
-    try:
+    async with consuming(run_env["AMQP_URL"], queue, handler):
         await publisher.publish("helpdesk.intake", f"{queue_name}.x", b"boom", message_id=f"{queue_name}-boom")
         await publisher.publish("helpdesk.intake", f"{queue_name}.x", b"bad", message_id=f"{queue_name}-bad")
         for i in range(5):
@@ -52,14 +68,11 @@ async def test_poison_message_retried_then_dead_lettered_and_queue_flows(run_env
         # the last delivery the limit allows is dead-lettered by the consumer (masked), naming the error
         reason = boom.headers["x-helpdesk-reason"]
         assert reason.startswith("delivery_limit: failed 2 time(s)") and "database unavailable" in reason
-    finally:
-        await broker.stop()
 
 
 async def test_dead_letters_listed_and_replayed_after_the_cause_is_fixed(run_env, publisher):
     from shared import deadletters
 
-    broker = RabbitBroker(run_env["AMQP_URL"])
     queue_name = f"test.replay.{uuid.uuid4().hex[:8]}"
     queue = topology.quorum_queue(queue_name, routing_key=f"{queue_name}.#", delivery_limit=1)
     healthy = asyncio.Event()
@@ -70,11 +83,7 @@ async def test_dead_letters_listed_and_replayed_after_the_cause_is_fixed(run_env
             raise RuntimeError("database unavailable")
         done.append(msg.body)
 
-    subscribe(broker, queue, topology.INTAKE, handler, service="test")
-    await broker.connect()
-    await topology.declare_all(broker)
-    await broker.start()
-    try:
+    async with consuming(run_env["AMQP_URL"], queue, handler):
         await publisher.publish("helpdesk.intake", f"{queue_name}.k", b"order-1", message_id=f"{queue_name}-1")
         listed = []
         for _ in range(100):
@@ -94,5 +103,3 @@ async def test_dead_letters_listed_and_replayed_after_the_cause_is_fixed(run_env
             await asyncio.sleep(0.05)
         assert done == [b"order-1"]
         assert [d for d in await deadletters.list_dead(run_env["AMQP_URL"], 500) if d["queue"] == queue_name] == []
-    finally:
-        await broker.stop()

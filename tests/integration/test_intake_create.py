@@ -166,4 +166,4 @@ async def test_healthz_and_metrics(intake):
     text = (await intake.client.get("/metrics")).text
     assert 'helpdesk_open_tickets{priority="none",status="new"}' in text
     assert "helpdesk_intake_received_total" in text
-    assert "faststream_received_messages_total" in text
+    assert "helpdesk_messages_consumed_total" in text and "helpdesk_consumer_seconds_bucket" in text

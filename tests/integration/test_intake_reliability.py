@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import uuid
 
 import pytest
@@ -60,24 +62,40 @@ async def test_redelivered_foreign_event_recorded_once(intake, publisher):
     assert view["sla"]["first_response"]["state"] == "running"
 
 
+def queue_arguments(vhost: str) -> dict[str, tuple[str, dict]]:
+    """Every queue of ``vhost``: name -> (type, arguments), as the broker holds them."""
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type", "arguments",
+                          "--formatter", "json"], capture_output=True, text=True, timeout=60, check=True).stdout
+    return {q["name"]: (q["type"], {k: v for k, _, v in q["arguments"]}) for q in json.loads(out)}
+
+
 async def test_queues_are_quorum_with_delivery_limit_and_dlx(intake, run_env):
+    """Every consumer queue the services declared is a quorum queue that dead-letters to helpdesk.dlx
+    (at least once) after the configured delivery limit; the dead-letter queue takes every key."""
+    queues = queue_arguments(run_env["AMQP_URL"].rsplit("/", 1)[1])
+    service_queues = {n: q for n, q in queues.items() if n.split(".")[0] in ("intake", "routing", "sla",
+                                                                             "notification", "survey", "review")}
+    assert {"intake.tickets", "intake.commands", "intake.timeline"} <= set(service_queues)
+    limit = Settings().delivery_limit
+    for name, (kind, args) in service_queues.items():
+        assert kind == "quorum", name
+        assert args.get("x-delivery-limit") == limit, (name, args)
+        assert args.get("x-dead-letter-exchange") == "helpdesk.dlx", (name, args)
+        assert args.get("x-dead-letter-strategy") == "at-least-once", (name, args)
+    assert queues["helpdesk.dead-letters"][0] == "quorum"
     import aio_pika
 
     conn = await aio_pika.connect(run_env["AMQP_URL"])
-    try:
+    try:  # redeclaring with other arguments fails: the broker keeps what the services declared
         ch = await conn.channel()
-        for name in ("intake.tickets", "intake.commands", "intake.timeline", "helpdesk.dead-letters"):
-            await ch.declare_queue(name, passive=True)  # exists (raises otherwise)
-        # Redeclaring with other arguments fails: the existing queue is quorum with our DLX and limit.
-        ch2 = await conn.channel()
         with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
-            await ch2.declare_queue("intake.tickets", durable=True, arguments={"x-queue-type": "classic"})
+            await ch.declare_queue("intake.tickets", durable=True, arguments={"x-queue-type": "classic"})
     finally:
         await conn.close()
 
 
 @pytest.fixture
-async def isolated_env():
+async def isolated_env(run_env):  # noqa: ANN001 - the suite's broker and database are needed
     """Its own vhost and database: a second intake whose outbox no other relay drains."""
     name = f"helpdesk_test_{RUN_ID}_outage"
     support.create_vhost(name)

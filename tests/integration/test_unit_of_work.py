@@ -106,7 +106,7 @@ async def test_a_batch_with_a_poison_message_and_a_duplicate_applies_each_messag
             raise DomainError("body", "not wanted")
         await note(rt, body, msg.raw_message.message_id, within=tx, counted=counted, duplicates=duplicates)
 
-    subscribe(rt.broker, queue, topology.INTAKE, handler, service=SERVICE, batch=rt.batching())
+    subscribe(rt, queue, topology.INTAKE, handler, batch=rt.batching())
     async with rt.running():
         await clear(rt)
         committed0, rolled0 = batches(queue.name, "committed"), batches(queue.name, "rolled_back")

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from scripts import benchenv
+from scripts import harness
 from shared.run import ORDER
 from tests import support
 
@@ -227,8 +227,8 @@ class Scenario:
             await self.command(no, "respond", {"actor": agent, "message": "您好，正在为您处理"})
             if i % 4 == 2:
                 await self.command(no, "escalate", {"actor": agent, "reason": "需要二线支持"})
-            if tickets[no].get("complaint") or tickets[no]["assignment"]["category"] in ("complaint", "attitude"):
-                # records (#14): a complaint is resolved only with a responsibility and a remedy
+            if tickets[no]["assignment"]["category"] in ("complaint", "attitude") or tickets[no]["complaint"]:
+                # records (#14): a complaint is resolved with a responsibility and a remedy
                 await self.command(no, "determine", {"actor": agent, "responsibility": "internal",
                                                      "department": "客服部", "remedy": "apology"})
             await self.command(no, "resolve", {"actor": agent, "outcome": "resolved", "solution": "已远程指导处理"})
@@ -278,7 +278,7 @@ async def scraped_stack() -> AsyncIterator[tuple[Prometheus, list[str]]]:
     ``increase()``; the second round makes every series grow), then a scrape after the last action."""
     services = present_services()
     ports = {name: free_port() for name in services}
-    async with benchenv.environment("ops") as env, contextlib.AsyncExitStack() as stack:
+    async with harness.environment("ops") as env, contextlib.AsyncExitStack() as stack:
         env.update({
             "SURVEY_BASE_URL": f"http://127.0.0.1:{ports.get('survey', 8005)}",
             "NOTIFICATION_INTAKE_URL": f"http://127.0.0.1:{ports['intake']}",
@@ -287,8 +287,8 @@ async def scraped_stack() -> AsyncIterator[tuple[Prometheus, list[str]]]:
             "HELPDESK_DB_POOL_MAX": "3",
         })
         # intake first: it creates the database the others share
-        await stack.enter_async_context(benchenv.service("intake", env, ports["intake"]))
-        await asyncio.gather(*(stack.enter_async_context(benchenv.service(n, env, ports[n]))
+        await stack.enter_async_context(harness.service("intake", env, ports["intake"]))
+        await asyncio.gather(*(stack.enter_async_context(harness.service(n, env, ports[n]))
                                for n in services if n != "intake"))
         prom = await stack.enter_async_context(prometheus(ports))
         http = await stack.enter_async_context(httpx.AsyncClient(headers={"X-API-Key": API_KEY}, timeout=15))

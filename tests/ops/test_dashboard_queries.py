@@ -18,6 +18,8 @@ import pytest
 from scripts import panel_values
 from tests.ops import stack
 
+pytestmark = pytest.mark.integration  # a stack of real processes: not a unit test
+
 PANELS = [
     pytest.param(name, panel, id=f"{name.removesuffix('.json')}: {panel['title']}")
     for name, board in panel_values.dashboards().items() for panel in board["panels"]

@@ -16,9 +16,9 @@ import pytest
 from faststream.rabbit import RabbitBroker
 
 from shared import deadletters, topology
-from shared.consumer import subscribe
 from shared.settings import Settings
 from tests import support
+from tests.integration.test_consumer import consuming
 
 PHONE, EMAIL, ID_CARD = "13812345678", "lilei@example.com", "11010519491231002X"
 RAW = (PHONE.encode(), b"lilei@", ID_CARD.encode(), b"1234 5678")
@@ -50,26 +50,19 @@ async def test_refused_intake_message_is_dead_lettered_masked(intake, publisher,
 
 
 async def test_failing_message_dead_lettered_by_the_consumer_is_masked(run_env, publisher, dlq_tap):
-    broker = RabbitBroker(run_env["AMQP_URL"])
     name = f"test.privacy.{uuid.uuid4().hex[:8]}"
     queue = topology.quorum_queue(name, routing_key=f"{name}.#", delivery_limit=2)
 
     async def handler(msg, _tx) -> None:
         raise RuntimeError(f"database unavailable while saving {PHONE}")
 
-    subscribe(broker, queue, topology.INTAKE, handler, service="test")
-    await broker.connect()
-    await topology.declare_all(broker)
-    await broker.start()
-    try:
+    async with consuming(run_env["AMQP_URL"], queue, handler):  # as a service's consumer runs
         await publisher.publish("helpdesk.intake", f"{name}.x", f"call {EMAIL} or {PHONE}".encode(),
                                 message_id=f"{name}-1", content_type="text/plain")
         [dead] = await dlq_tap.wait_messages(lambda m: m.message_id == f"{name}-1", timeout=30)
         assert dead.body == b"call l***@example.com or 138****5678"
         assert dead.headers["x-helpdesk-reason"].startswith("delivery_limit: failed 2 time(s)")
         assert _clean(dead.headers["x-helpdesk-reason"]) and "138****5678" in dead.headers["x-helpdesk-reason"]
-    finally:
-        await broker.stop()
 
 
 @pytest.fixture

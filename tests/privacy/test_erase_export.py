@@ -36,6 +36,7 @@ async def _customer_history(intake, survey, notification, tap, p) -> tuple[str, 
     no = r.json()["ticket_no"]
     await wait_rows(notification, no, lambda rows: rows and rows[0]["status"] == "sent")
     for action, cmd in (("respond", {"actor": "agent-7", "message": f"{p['name']}您好，已安排上门"}),
+                        ("determine", {"actor": "agent-7", "responsibility": "third_party", "remedy": "apology"}),
                         ("resolve", {"actor": "agent-7", "outcome": "resolved", "solution": "更换进水阀"})):
         r = await intake.client.post(f"/v1/tickets/{no}/{action}", json=cmd)
         assert r.status_code == 200, r.text

@@ -4,6 +4,7 @@ is sent (declared length or chunked), and an oversized AMQP message is dead-lett
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import uuid
 from typing import Any
@@ -34,15 +35,29 @@ WIRE_MODELS = list(dict.fromkeys([IntakeTicket, EraseCustomer, SurveyAnswer, *CO
                                   RosterBody, AgentPatch, ActionIn, ActionPatch, EraseBody, KeyLookup]))
 
 
+_UNBOUNDED_QUANTIFIER = re.compile(r"(?<!\\)[*+]|\{\d+,\}")
+
+
+def _bounded_string(schema: dict[str, Any]) -> bool:
+    if {"maxLength", "enum", "const", "format"} & set(schema):
+        return True
+    pattern = schema.get("pattern")  # a pattern with only bounded quantifiers bounds the length
+    return bool(pattern) and pattern.startswith("^") and not _UNBOUNDED_QUANTIFIER.search(pattern)
+
+
 def _unbounded(schema: dict[str, Any], defs: dict[str, Any], path: str) -> list[str]:
     if "$ref" in schema:
         return _unbounded(defs[schema["$ref"].split("/")[-1]], defs, path)
     found = []
     for key in ("anyOf", "oneOf", "allOf"):
-        for sub in schema.get(key, []):
-            found += _unbounded(sub, defs, path)
+        alternatives = schema.get(key, [])
+        # a Decimal is "number (with a maximum) or its string form": the number's bound holds for both
+        decimal = any(a.get("type") == "number" and "maximum" in a for a in alternatives)
+        for sub in alternatives:
+            if not (decimal and sub.get("type") == "string"):
+                found += _unbounded(sub, defs, path)
     kind = schema.get("type")
-    if kind == "string" and not ({"maxLength", "enum", "const", "format"} & set(schema)):
+    if kind == "string" and not _bounded_string(schema):
         found.append(path)
     if kind == "array":
         if "maxItems" not in schema:

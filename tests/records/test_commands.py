@@ -269,3 +269,17 @@ async def test_records_commands_need_role_agent(intake):
         assert r.status_code == status, (key, r.text)
         if status == 403:
             assert "agent" in r.text
+
+
+async def test_erasing_the_customer_removes_the_appointment_place(intake, tap):
+    no = await create(intake, subject="空调不制冷")
+    await cmd(intake, no, "schedule", appointment_at=(datetime.now(UTC) + timedelta(days=1)).isoformat(),
+              place="广州市天河区体育西路101号")
+    [created] = await tap.wait_events(of(no, "ticket.created"))
+    r = await intake.client.post(f"/v1/customers/{created.data['customer_key']}/erase", json={"actor": "dpo"})
+    assert r.status_code == 200, r.text
+    async with intake.rt.pool.acquire() as conn:
+        appointment = await conn.fetchval("SELECT appointment FROM intake.tickets WHERE ticket_no = $1", no)
+    assert '"place": null' in appointment.replace('":null', '": null') and "体育西路" not in appointment
+    view = (await intake.client.get(f"/v1/tickets/{no}")).json()
+    assert view["appointment"]["place"] is None and view["appointment"]["appointment_at"]

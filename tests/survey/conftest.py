@@ -71,7 +71,9 @@ def ticket_body(**over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "channel": "web",
         "external_id": f"web-{uuid.uuid4().hex}",
-        "customer": {"name": "韩梅梅", "id": f"cust-{uuid.uuid4().hex[:12]}", "phone": "13912345678"},
+        # one customer per ticket unless a test says otherwise: customer_key follows the phone first
+        "customer": {"name": "韩梅梅", "id": f"cust-{uuid.uuid4().hex[:12]}",
+                     "phone": f"139{uuid.uuid4().int % 10**8:08d}"},
         "subject": "产品使用疑问",
         "description": "如何设置定时开机？",
         "urgency": "normal",

@@ -61,7 +61,7 @@ async def test_unresolved_or_low_overall_is_negative(intake, survey, tap):
 
 
 async def test_second_complaint_or_negative_within_30_days_flags_a_repeat_complainant(intake, survey, tap):
-    customer = {"name": "王先生", "id": f"cust-{uuid.uuid4().hex[:10]}", "phone": "13700001111"}
+    customer = {"name": "王先生", "id": f"cust-{uuid.uuid4().hex[:10]}", "phone": f"137{uuid.uuid4().int % 10**8:08d}"}
     complaint = {"type": "attitude", "demand": "道歉"}
     first = await resolved_ticket(intake, tap, customer=customer, complaint=complaint)
     # a complaint's survey waits for the complaint delay: make it due now

@@ -49,3 +49,23 @@ def test_mask_deep_leaves_identifiers_alone_unless_they_are_contacts():
             "id": "13812345678", "actor": "lilei@example.com"}
     assert mask_deep(data) == {"external_id": "chat-a13812345678b", "order_no": "SO13812345678",
                                "description": "call 138****5678", "id": "138****5678", "actor": "l***@example.com"}
+
+
+def test_identifiers_lose_contacts_but_keep_order_number_shapes():
+    from shared.masking import mask_identifier
+
+    assert mask_identifier("13812345678") == "138****5678"
+    assert mask_identifier("wx:+86 13812345678") == "wx:+86 138****5678"
+    assert mask_identifier("11010519491231002X") == "110***********002X"  # a resident ID used as a customer id
+    assert mask_identifier("lilei@example.com") == "l***@example.com"
+    # order numbers: Luhn-valid 19 digits, a 12-digit number starting with 0, glued digits
+    for opaque in ("6222021234567890128", "012345678901", "chaos-071063568760", "bench-1a13812345678b"):
+        assert mask_identifier(opaque) == opaque
+
+
+@given(st.uuids())
+def test_random_hex_ids_are_never_masked(u):
+    from shared.masking import mask_identifier
+
+    for ext in (f"chaos-{u.hex[:12]}", str(u), u.hex):
+        assert mask_identifier(ext) == ext

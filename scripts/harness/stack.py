@@ -1,4 +1,4 @@
-"""Shared pieces of ``bench_e2e`` and ``chaos``: the five services as real processes that can be
+"""The harness's stack (``bench_e2e``, ``chaos``): the five services as real processes that can be
 killed and restarted, an event recorder, a dead-letter counter, and broker/database probes.
 
 Services that do not exist yet (``services/<name>/__main__.py`` missing) are skipped: the
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from shared import topology
 from shared.run import ORDER, available
 from shared.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ORDER
 # Customer-facing notification templates (notification's rules.toml); anything else goes to staff.
 CUSTOMER_TEMPLATES = {"ticket_received", "first_response", "progress", "resolved", "survey_invite"}
@@ -392,6 +393,15 @@ class IntakePublisher:
     async def flush(self) -> None:
         if self._pending:
             await asyncio.gather(*list(self._pending))
+
+
+def external_id(prefix: str) -> str:
+    """A unique external id with no digit run: privacy masks phone-like runs in events (an all-digit
+    hex id would be masked in ``ticket.created`` and its ticket never matched)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12].translate(_NO_DIGITS)}"
+
+
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
 
 
 def ticket_body(ext: str, i: int, channel: str = "web") -> bytes:
