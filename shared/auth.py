@@ -98,19 +98,23 @@ async def principal(request: Request, x_api_key: Annotated[str | None, Header()]
     return authenticate(request.app.state.runtime.settings.api_principals, x_api_key)
 
 
+def ensure(who: Principal, *roles: str) -> Principal:
+    """``who`` if it holds one of ``roles`` (or ``admin``), else 403 naming the role needed."""
+    if not who.has_any(roles):
+        raise Forbidden("X-API-Key", f"needs role {' or '.join(roles)} (caller {who.name!r} has "
+                                     f"{'+'.join(sorted(who.roles))})")
+    return who
+
+
 def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through a caller holding one of ``roles`` (or ``admin``): 401 without a
     valid key, 403 naming the role needed otherwise. Returns the ``Principal``."""
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
         raise ValueError(f"require(): unknown roles {unknown or 'none given'}")
-    needed = " or ".join(roles)
 
     async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not who.has_any(roles):
-            raise Forbidden("X-API-Key", f"needs role {needed} (caller {who.name!r} has "
-                                         f"{'+'.join(sorted(who.roles))})")
-        return who
+        return ensure(who, *roles)
 
     check.__name__ = f"require_{'_or_'.join(roles)}"
     check.roles = roles  # type: ignore[attr-defined]  # read by the role table and the route test

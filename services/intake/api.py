@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.intake import tickets
-from shared.auth import Forbidden, Principal, require
+from shared.auth import Principal, ensure, principal, require
 from shared.errors import NotFound
 from shared.http import error_body
 from shared.messages import COMMANDS, TICKET_NO_PATTERN, IntakeTicket
@@ -29,7 +29,19 @@ SUPERVISOR_COMMANDS = frozenset({"close", "reprioritize"})
 Channel = Annotated[Principal, Depends(require("channel"))]
 Reader = Annotated[Principal, Depends(require("channel", "agent", "analyst"))]
 Contacts = Annotated[Principal, Depends(require("contacts"))]
-Agent = Annotated[Principal, Depends(require("agent"))]
+
+
+def command_roles(action: str) -> tuple[str, ...]:
+    """The roles a lifecycle command needs (an unknown action: an agent's, then 404)."""
+    return ("supervisor",) if action in SUPERVISOR_COMMANDS else ("agent",)
+
+
+async def _commander(action: str, who: Annotated[Principal, Depends(principal)]) -> Principal:
+    return ensure(who, *command_roles(action))
+
+
+_commander.roles = ("agent",)  # type: ignore[attr-defined]  # the least a command needs
+Commander = Annotated[Principal, Depends(_commander)]
 
 
 def _check_no(ticket_no: str) -> None:
@@ -69,7 +81,7 @@ async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[s
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))
 async def command(
-    request: Request, ticket_no: str, action: str, who: Agent,
+    request: Request, ticket_no: str, action: str, who: Commander,
     body: Annotated[dict[str, Any], Body(examples=[{"actor": "agent-7", "message": "我们已收到，正在处理"}])],
 ) -> Any:
     """The body is the command without ``ticket_no`` (taken from the path), e.g. ``resolve``:
@@ -77,8 +89,6 @@ async def command(
     model = COMMANDS.get(action)
     if model is None:
         raise NotFound("action", f"unknown action {action!r}; one of {', '.join(COMMANDS)}")
-    if action in SUPERVISOR_COMMANDS and not who.has("supervisor"):
-        raise Forbidden("X-API-Key", f"needs role supervisor to {action} (caller {who.name!r})")
     _check_no(ticket_no)
     try:
         cmd = model.model_validate({**body, "ticket_no": ticket_no})

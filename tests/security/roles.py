@@ -1,0 +1,53 @@
+"""The role table: which roles each route lets through (the README's "Roles" table says the same).
+
+``None``: a public route (no key). A route of a service that is not in the table fails
+``test_roles.test_table_covers_every_route``: a new route must be given its roles here.
+"""
+
+from __future__ import annotations
+
+ROLES = ("channel", "agent", "supervisor", "contacts", "analyst", "admin")
+PUBLIC = None
+
+READ = {"agent", "analyst"}
+LIFECYCLE = {"agent"}  # supervisor includes agent
+SUPERVISOR = {"supervisor"}
+
+# (service, method, path template) -> roles allowed (admin always is)
+TABLE: dict[tuple[str, str, str], set[str] | None] = {
+    ("intake", "POST", "/v1/tickets"): {"channel"},
+    ("intake", "GET", "/v1/tickets/{ticket_no}"): {"channel", "agent", "analyst"},
+    ("intake", "GET", "/v1/tickets/{ticket_no}/contact"): {"contacts"},
+    ("routing", "GET", "/v1/roster"): READ,
+    ("routing", "PUT", "/v1/roster"): SUPERVISOR,
+    ("routing", "GET", "/v1/agents/{agent_id}"): READ,
+    ("routing", "PATCH", "/v1/agents/{agent_id}"): SUPERVISOR,
+    ("routing", "GET", "/v1/queue"): READ,
+    ("routing", "GET", "/v1/assignments/{ticket_no}"): READ,
+    ("routing", "GET", "/v1/rules"): READ,
+    ("sla", "GET", "/v1/sla/{ticket_no}"): READ,
+    ("notification", "GET", "/v1/deliveries"): READ,
+    ("survey", "GET", "/v1/surveys"): READ,
+    ("survey", "GET", "/s/{token}"): PUBLIC,
+    ("survey", "POST", "/s/{token}"): PUBLIC,
+    ("survey", "GET", "/s/{token}/thanks"): PUBLIC,
+}
+for _svc in ("intake", "routing", "sla", "notification", "survey"):
+    TABLE[(_svc, "GET", "/healthz")] = PUBLIC
+    TABLE[(_svc, "GET", "/metrics")] = PUBLIC
+
+# intake's POST /v1/tickets/{ticket_no}/{action}, per action
+COMMAND_ROLES: dict[str, set[str]] = {
+    "respond": LIFECYCLE, "progress": LIFECYCLE, "wait": LIFECYCLE, "resume": LIFECYCLE,
+    "escalate": LIFECYCLE, "resolve": LIFECYCLE, "reopen": LIFECYCLE,
+    "close": SUPERVISOR, "reprioritize": SUPERVISOR,
+}
+
+
+def allowed(roles: set[str] | None, role: str | None) -> bool:
+    """Whether a key holding only ``role`` (``None``: no key) passes a route needing one of ``roles``."""
+    if roles is None:
+        return True
+    if role is None:
+        return False
+    return role == "admin" or role in roles or (role == "supervisor" and "agent" in roles)
