@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from shared.run import ORDER, available
+from shared.trust import url_user
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ORDER
@@ -367,7 +368,8 @@ class IntakePublisher:
                 try:
                     await asyncio.wait_for(self.ex[exchange].publish(
                         aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                         content_type="application/json", message_id=message_id),
+                                         content_type="application/json", message_id=message_id,
+                                         user_id=url_user(self.url)),
                         routing_key=key), 15)
                     return
                 except Exception:

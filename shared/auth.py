@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
@@ -20,6 +20,13 @@ from shared.errors import DomainError
 ROLES = ("channel", "agent", "supervisor", "contacts", "analyst", "admin")
 # A role that includes another: a supervisor may do whatever an agent may.
 INCLUDES = {"supervisor": frozenset({"agent"})}
+# Lifecycle commands only a supervisor may give (over HTTP and on helpdesk.commands); the rest are an agent's.
+SUPERVISOR_COMMANDS = frozenset({"close", "reprioritize"})
+
+
+def command_roles(action: str) -> tuple[str, ...]:
+    """The roles the lifecycle command ``action`` needs."""
+    return ("supervisor",) if action in SUPERVISOR_COMMANDS else ("agent",)
 
 
 class Unauthorized(DomainError):
@@ -119,18 +126,6 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     check.__name__ = f"require_{'_or_'.join(roles)}"
     check.roles = roles  # type: ignore[attr-defined]  # read by the role table and the route test
     return check
-
-
-def roles_of(dependant: Any) -> tuple[str, ...] | None:
-    """The roles a route's dependency tree requires (``None``: no key needed)."""
-    for dep in getattr(dependant, "dependencies", []):
-        found = getattr(dep.call, "roles", None)
-        if found:
-            return found
-        nested = roles_of(dep)
-        if nested:
-            return nested
-    return None
 
 
 async def caller(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:

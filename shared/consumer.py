@@ -20,6 +20,7 @@ from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from shared import trust
 from shared.batching import Batcher, Batching
 from shared.errors import DomainError
 from shared.topology import DLX, REASON_HEADER
@@ -70,6 +71,15 @@ async def dead_letter(broker: RabbitBroker, msg: RabbitMessageType, *, queue: st
     )
 
 
+def untrusted(broker: RabbitBroker, exchange: RabbitExchange, msg: RabbitMessageType) -> str | None:
+    """Why the publisher of ``msg`` may not send it (``shared.trust``); ``None`` when it may."""
+    policy = trust.of(broker)
+    if policy is None:
+        return None
+    raw = msg.raw_message
+    return policy.refusal(exchange.name, raw.routing_key or "", raw.user_id, raw.body)
+
+
 def subscribe(
     broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, handler: Handler, *, service: str,
     batch: Batching | None = None,
@@ -107,6 +117,12 @@ def subscribe(
                if batch else None)
 
     async def consume(msg: Any) -> None:
+        if reason := untrusted(broker, exchange, msg):
+            log.warning("dead-lettering untrusted message", extra={"queue": queue.name, "reason": reason})
+            await dead_letter(broker, msg, queue=queue.name, reason=reason)
+            await msg.ack()
+            CONSUMED.labels(service, queue.name, "dead_lettered").inc()
+            return
         await (batcher.submit(msg) if batcher else alone(msg))
 
     for outcome in ("ok", "retried", "dead_lettered"):  # series exist from the start (increase() needs it)

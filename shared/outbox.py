@@ -18,7 +18,7 @@ import asyncpg
 from faststream.rabbit import RabbitBroker
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared import inbox
+from shared import inbox, trust
 from shared.dueloop import DueLoop
 from shared.envelope import CONTENT_TYPE, CloudEvent, new_event
 from shared.events import EventData
@@ -135,6 +135,7 @@ class Relay(DueLoop):
                 mandatory=False,
                 message_id=str(row["event_id"]),
                 content_type=CONTENT_TYPE,
+                **trust.publish_options(self.broker),  # user_id: consumers check who published
             ),
             self.publish_timeout_s,
         )

@@ -20,7 +20,7 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY
 
-from shared import batching, db, topology
+from shared import batching, db, topology, trust
 from shared.events import EventData
 from shared.http import BodyLimit, install_error_handlers, install_ops_routes
 from shared.outbox import Relay
@@ -72,6 +72,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.broker = build_broker(self.settings, self.service)
+        trust.register(self.broker, trust.Trust(trust.parse_users(self.settings.broker_users),
+                                                publisher=trust.url_user(self.settings.amqp_url)))
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import Principal, parse_api_keys
+from shared.trust import DEFAULT_USERS, parse_users
 
 SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
 
@@ -38,6 +39,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
+    # access: broker user -> what it may publish (shared.trust; README "Broker users")
+    broker_users: str = Field(DEFAULT_USERS, alias="HELPDESK_BROKER_USERS")
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -46,6 +49,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _keys_parse(self) -> Settings:
         parse_api_keys(self.api_keys)  # a bad entry refuses the start, naming it
+        parse_users(self.broker_users)
         return self
 
     @cached_property

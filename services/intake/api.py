@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.intake import tickets
-from shared.auth import Principal, ensure, principal, require
+from shared.auth import Principal, command_roles, ensure, principal, require
 from shared.errors import NotFound
 from shared.http import error_body
 from shared.messages import COMMANDS, TICKET_NO_PATTERN, IntakeTicket
@@ -24,23 +24,14 @@ def _runtime(request: Request) -> Runtime:
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
 
-# Commands only a supervisor may give; every other lifecycle command is an agent's.
-SUPERVISOR_COMMANDS = frozenset({"close", "reprioritize"})
 Channel = Annotated[Principal, Depends(require("channel"))]
 Reader = Annotated[Principal, Depends(require("channel", "agent", "analyst"))]
 Contacts = Annotated[Principal, Depends(require("contacts"))]
 
 
-def command_roles(action: str) -> tuple[str, ...]:
-    """The roles a lifecycle command needs (an unknown action: an agent's, then 404)."""
-    return ("supervisor",) if action in SUPERVISOR_COMMANDS else ("agent",)
-
-
 async def _commander(action: str, who: Annotated[Principal, Depends(principal)]) -> Principal:
     return ensure(who, *command_roles(action))
 
-
-_commander.roles = ("agent",)  # type: ignore[attr-defined]  # the least a command needs
 Commander = Annotated[Principal, Depends(_commander)]
 
 
