@@ -63,5 +63,8 @@ class Settings(BaseSettings):
         return {key: p.name for key, p in self.api_principals.items()}
 
     def key_with_role(self, role: str) -> str:
-        """The first configured key that may act as ``role`` ("" when none): a service's own key."""
-        return next((k for k, p in self.api_principals.items() if p.has(role)), "")
+        """A service's own key for ``role``: the first that holds it, else the first that may act as it
+        (``admin``); "" when none."""
+        keys = self.api_principals
+        return next((k for k, p in keys.items() if role in p.roles), "") or next(
+            (k for k, p in keys.items() if p.has(role)), "")

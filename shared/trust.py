@@ -26,12 +26,13 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from shared.auth import Principal, command_roles
+from shared.broker_users import trust_mapping
 
-SERVICES = ("intake", "routing", "sla", "notification", "survey", "review")
 EVENTS, INTAKE, COMMANDS = "helpdesk.events", "helpdesk.intake", "helpdesk.commands"
-# Each service's own broker user is trusted for its own events; ``guest`` (the local broker's
-# default login, refused in production) for everything, so `make run` and the suite work as is.
-DEFAULT_USERS = ",".join([*(f"helpdesk-{s}:{s}" for s in SERVICES), "guest:admin"])
+# The users of deploy/rabbitmq/definitions.json (each service for its own events, each gateway for its
+# channel, the operator for all), and ``guest`` (the local broker's default login, refused in
+# production) for everything, so `make run` and the suite work on a bare local broker.
+DEFAULT_USERS = trust_mapping() + ",guest:admin"
 
 
 def url_user(amqp_url: str) -> str:
