@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
     # access: broker user -> what it may publish (shared.trust; README "Broker users")
     broker_users: str = Field(DEFAULT_USERS, alias="HELPDESK_BROKER_USERS")
+    contact_reads_per_minute: int = Field(3000, ge=1, alias="HELPDESK_CONTACT_READS_PER_MINUTE")
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -66,8 +66,12 @@ async def get_ticket(request: Request, ticket_no: str, who: Reader) -> dict[str,
 
 @router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
 async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[str, Any]:
+    """Every read is recorded (caller, ticket, time) and counted; a key is limited to
+    ``HELPDESK_CONTACT_READS_PER_MINUTE`` reads a minute (429 beyond)."""
     _check_no(ticket_no)
-    return await tickets.contact(_runtime(request).pool, ticket_no=ticket_no)
+    rt = _runtime(request)
+    return await tickets.contact(rt.pool, ticket_no=ticket_no, caller=who.name,
+                                 per_minute=rt.settings.contact_reads_per_minute)
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))

@@ -122,3 +122,26 @@ async def open_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         f"SELECT status, coalesce(priority, 'none') AS priority, count(*) AS n FROM {S}.tickets"
         " WHERE status <> 'closed' GROUP BY 1, 2"
     )
+
+
+# --- access: the audit of unmasked contact reads and their per-key rate limit
+
+async def count_contact_read(conn: asyncpg.Connection, *, caller: str) -> int:
+    """Count one read in ``caller``'s current one-minute window; returns the window's reads so far
+    (older windows are dropped as they pass)."""
+    await conn.execute(f"DELETE FROM {S}.contact_rate WHERE caller = $1 AND window_start < date_trunc('minute', now())",
+                       caller)
+    return await conn.fetchval(
+        f"INSERT INTO {S}.contact_rate AS r (caller, window_start, reads) VALUES ($1, date_trunc('minute', now()), 1)"
+        " ON CONFLICT (caller, window_start) DO UPDATE SET reads = r.reads + 1 RETURNING reads",
+        caller,
+    )
+
+
+async def record_contact_read(conn: asyncpg.Connection, *, caller: str, ticket_no: str) -> None:
+    await conn.execute(f"INSERT INTO {S}.contact_reads (caller, ticket_no) VALUES ($1, $2)", caller, ticket_no)
+
+
+async def contact_reads(conn: asyncpg.Connection, *, ticket_no: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT caller, ticket_no, read_at FROM {S}.contact_reads WHERE ticket_no = $1 ORDER BY id", ticket_no)

@@ -188,15 +188,25 @@ async def view(pool: asyncpg.Pool, *, ticket_no: str, created_by: str | None = N
     }
 
 
-async def contact(pool: asyncpg.Pool, *, ticket_no: str) -> dict[str, Any]:
-    """The customer's unmasked contact details (for the notification service only)."""
-    async with pool.acquire() as conn:
+async def contact(pool: asyncpg.Pool, *, ticket_no: str, caller: str, per_minute: int) -> dict[str, Any]:
+    """The customer's unmasked contact details (for the notification service only). Every read is
+    recorded (caller, ticket, time) and counted; over ``per_minute`` reads a minute a key gets 429."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await store.count_contact_read(conn, caller=caller) > per_minute:
+            after_commit(metrics.CONTACT_READS.labels(caller, "limited").inc)
+            raise TooManyRequests("X-API-Key", f"more than {per_minute} contact reads a minute for {caller!r}")
         t = await store.get(conn, ticket_no=ticket_no)
-    if t is None:
-        raise NotFound("ticket_no", f"no ticket {ticket_no}")
+        if t is None:
+            raise NotFound("ticket_no", f"no ticket {ticket_no}")
+        await store.record_contact_read(conn, caller=caller, ticket_no=ticket_no)
+    after_commit(metrics.CONTACT_READS.labels(caller, "read").inc)
     return {"ticket_no": ticket_no, "name": t["customer_name"], "phone": t["customer_phone"],
             "email": t["customer_email"], "language": t["customer_language"], "tier": t["customer_tier"],
             "channel": t["channel"]}
+
+
+class TooManyRequests(DomainError):
+    status = 429
 
 
 async def refresh_open_gauge(pool: asyncpg.Pool) -> None:
