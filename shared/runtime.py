@@ -20,7 +20,7 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY
 
-from shared import batching, db, topology, trust
+from shared import batching, db, production, topology, trust
 from shared.events import EventData
 from shared.http import BodyLimit, install_error_handlers, install_ops_routes
 from shared.outbox import Relay
@@ -71,8 +71,9 @@ class Runtime:
     outbox: bool = True
 
     def __post_init__(self) -> None:
+        production.check_service(self.settings, self.service)  # HELPDESK_ENV=production: no default secrets
         self.broker = build_broker(self.settings, self.service)
-        trust.register(self.broker, trust.Trust(trust.parse_users(self.settings.broker_users),
+        trust.register(self.broker, trust.Trust(trust.users_for(self.settings),
                                                 publisher=trust.url_user(self.settings.amqp_url)))
 
     @property
@@ -96,7 +97,7 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Bootstrap and migrate the schema, connect, declare topology, start consumers and relay."""
-        if self.settings.db_bootstrap:
+        if self.settings.bootstraps:
             await db.bootstrap(self.settings, self.service)
         self.base_pool = await db.create_pool(self.settings, self.service)
         try:

@@ -25,8 +25,14 @@ class Settings(BaseSettings):
     api_keys: str = Field("", alias="HELPDESK_API_KEYS")
     # Password for the per-service roles (helpdesk_<service>); empty works with trust auth.
     db_role_password: str = Field("", alias="HELPDESK_DB_ROLE_PASSWORD")
-    # Create the database, roles and schemas with the admin DATABASE_URL on start.
-    db_bootstrap: bool = Field(True, alias="HELPDESK_DB_BOOTSTRAP")
+    # Create the database, roles and schemas with the admin DATABASE_URL on start (a developer's
+    # `make run`); unset: only when the service has no HELPDESK_DB_URL of its own. Deployments run
+    # `python -m shared.bootstrap` once instead and give each service only its HELPDESK_DB_URL.
+    db_bootstrap: bool | None = Field(None, alias="HELPDESK_DB_BOOTSTRAP")
+    # access: the service's own role DSN (postgresql://helpdesk_<service>:pw@host/helpdesk?sslmode=verify-full)
+    db_url: str = Field("", alias="HELPDESK_DB_URL")
+    # access: "production" refuses default secrets at start (shared.production)
+    env: str = Field("development", pattern="^(development|production)$", alias="HELPDESK_ENV")
     db_pool_max: int = Field(20, alias="HELPDESK_DB_POOL_MAX")
     prefetch: int = Field(64, alias="HELPDESK_PREFETCH")
     delivery_limit: int = Field(5, alias="HELPDESK_DELIVERY_LIMIT")
@@ -46,6 +52,11 @@ class Settings(BaseSettings):
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.helpdesk_tz)
+
+    @property
+    def bootstraps(self) -> bool:
+        """Whether the service creates its database, role and schema itself on start."""
+        return (not self.db_url) if self.db_bootstrap is None else self.db_bootstrap
 
     @model_validator(mode="after")
     def _keys_parse(self) -> Settings:

@@ -52,6 +52,14 @@ def parse_users(text: str) -> dict[str, frozenset[str]]:
     return users
 
 
+def users_for(settings: Any) -> dict[str, frozenset[str]]:
+    """The mapping a service believes: ``HELPDESK_BROKER_USERS``; the default without ``guest`` in production."""
+    users = parse_users(settings.broker_users)
+    if settings.env == "production" and settings.broker_users == DEFAULT_USERS:
+        users.pop("guest", None)
+    return users
+
+
 @dataclass(frozen=True)
 class Trust:
     """The broker users a service believes, and what each may publish."""
