@@ -38,7 +38,7 @@ class TicketEvent(EventData):
 class MaskedCustomer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
     name: str
-    id: str | None = None
+    id: str | None = None  # masked when it carries a phone or email
     phone: str | None = None  # masked
     email: str | None = None  # masked
     tier: str = "standard"
@@ -48,8 +48,9 @@ class MaskedCustomer(BaseModel):
 class TicketCreated(EventData):
     type = "ticket.created"
     channel: Channel
-    external_id: str | None = None
+    external_id: str | None = None  # masked when it carries a phone or email
     customer: MaskedCustomer
+    customer_key: str | None = None  # contract: HMAC-SHA256 of the normalised phone / email / id
     subject: str | None = None
     description: str | None = None
     kind: str | None = None

@@ -6,9 +6,10 @@ one model serves both so the two paths can never disagree.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator
 
 CHANNELS = ("phone", "chat", "email", "app", "wechat", "web", "onsite")
 Channel = Literal["phone", "chat", "email", "app", "wechat", "web", "onsite"]
@@ -19,7 +20,15 @@ TICKET_NO_PATTERN = r"^\d{8}\d{6,}$"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{4,24}$")]
+
+
+def _nfkc(value: object) -> object:
+    """Full-width digits and signs (``１３８``, ``＋８６``) as their ASCII selves, before the pattern."""
+    return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+
+
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^(?:\+|\(\+?)?[0-9][0-9 ().\-]{4,24}$"),
+                  BeforeValidator(_nfkc)]
 Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ]

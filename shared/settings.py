@@ -45,7 +45,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
-    # access: broker user -> what it may publish (shared.trust; README "Broker users")
+    # ---- personal data (privacy, README "Data protection") ----
+    # Key of the customer_key HMAC: the same in every service and never changed (keys would change).
+    customer_key_secret: str = Field("helpdesk-dev-customer-key", alias="HELPDESK_CUSTOMER_KEY_SECRET")
+    # ---- access: broker user -> what it may publish (shared.trust; README "Broker users") ----
     broker_users: str = Field(DEFAULT_USERS, alias="HELPDESK_BROKER_USERS")
     contact_reads_per_minute: int = Field(3000, ge=1, alias="HELPDESK_CONTACT_READS_PER_MINUTE")
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.intake import tickets
+from services.intake import usecases
 from shared.auth import Principal, command_roles, ensure, principal, require
 from shared.errors import NotFound
 from shared.http import error_body
@@ -48,8 +48,9 @@ async def create(
     """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
-    ticket, created = await tickets.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name, transport="http",
-                                                  message_id=idempotency_key)
+    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name, transport="http",
+                                                  message_id=idempotency_key,
+                                                  key_secret=rt.settings.customer_key_secret)
     if not created:
         response.status_code = 200
     return {"ticket_no": ticket["ticket_no"], "status": ticket["status"], "created": created,
@@ -60,7 +61,7 @@ async def create(
 async def get_ticket(request: Request, ticket_no: str, who: Reader) -> dict[str, Any]:
     """A channel's key sees only the tickets it created (others are 404 to it)."""
     _check_no(ticket_no)
-    return await tickets.view(_runtime(request).pool, ticket_no=ticket_no,
+    return await usecases.view(_runtime(request).pool, ticket_no=ticket_no,
                               created_by=who.name if who.channel_only else None)
 
 
@@ -70,8 +71,8 @@ async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[s
     ``HELPDESK_CONTACT_READS_PER_MINUTE`` reads a minute (429 beyond)."""
     _check_no(ticket_no)
     rt = _runtime(request)
-    return await tickets.contact(rt.pool, ticket_no=ticket_no, caller=who.name,
-                                 per_minute=rt.settings.contact_reads_per_minute)
+    return await usecases.contact(rt.pool, ticket_no=ticket_no, caller=who.name,
+                                  per_minute=rt.settings.contact_reads_per_minute)
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))
@@ -92,5 +93,5 @@ async def command(
                   for e in exc.errors(include_url=False)]
         return JSONResponse(error_body(errors), status_code=422)
     rt = _runtime(request)
-    await tickets.apply_command(rt.pool, action=action, cmd=cmd, caller=who.name)
-    return await tickets.view(rt.pool, ticket_no=ticket_no)
+    await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who.name)
+    return await usecases.view(rt.pool, ticket_no=ticket_no)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, tickets
+from services.intake import api, handlers, usecases
 from shared.consumer import subscribe
 from shared.events import (
     TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
@@ -55,8 +55,8 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     subscribe(rt.broker, timeline, EVENTS, on_event, service=SERVICE, batch=rt.batching())
     rt.bindings.append((timeline, EVENTS, FOREIGN_EVENTS))
     rt.document_publications(PUBLISHED)
-    rt.metrics_hooks.append(lambda r: tickets.refresh_open_gauge(r.pool))
-    rt.periodic.append((3600.0, lambda r: tickets.housekeeping(r.pool, tz=r.settings.tz)))
+    rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
+    rt.periodic.append((3600.0, lambda r: usecases.housekeeping(r.pool, tz=r.settings.tz)))
     return rt
 
 

@@ -13,7 +13,8 @@ from shared.events import (
     EventData, MaskedCustomer, TicketClosed, TicketEscalationRequested, TicketProgressed, TicketReopened,
     TicketReprioritized, TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
 )
-from shared.masking import mask_email, mask_phone
+from shared.customers import customer_key as keyed_hash
+from shared.masking import mask_email, mask_identifier, mask_phone
 from shared.messages import (
     CloseTicket, Command, Customer, EscalateTicket, IntakeTicket, ProgressTicket, ReopenTicket, ReprioritizeTicket,
     ResolveTicket, RespondTicket, ResumeTicket, WaitTicket,
@@ -70,10 +71,16 @@ def next_status(status: str, action: str) -> str:
 
 
 def masked_customer(customer: Customer) -> MaskedCustomer:
+    """The customer as events show it: phone and email masked, an id that is a contact masked too."""
     return MaskedCustomer(
-        name=customer.name, id=customer.id, phone=mask_phone(customer.phone), email=mask_email(customer.email),
-        tier=customer.tier, language=customer.language,
+        name=customer.name, id=mask_identifier(customer.id), phone=mask_phone(customer.phone),
+        email=mask_email(customer.email), tier=customer.tier, language=customer.language,
     )
+
+
+def customer_key(customer: Customer, secret: str) -> str | None:
+    """The contract's ``customer_key``: HMAC of the normalised phone, else the email, else the id."""
+    return keyed_hash(secret=secret, phone=customer.phone, email=customer.email, customer_id=customer.id)
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,7 @@ def sla_state(events: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def masked_customer_from_row(t: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": t["customer_name"], "id": t["customer_id"], "phone": mask_phone(t["customer_phone"]),
+    return {"name": t["customer_name"], "id": mask_identifier(t["customer_id"]),
+            "phone": mask_phone(t["customer_phone"]),
             "email": mask_email(t["customer_email"]), "tier": t["customer_tier"],
             "language": t["customer_language"]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from faststream.rabbit.message import RabbitMessage
 
-from services.intake import tickets
+from services.intake import usecases
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.keyed_lock import KeyedLock
@@ -37,8 +37,9 @@ def build(rt: Runtime):
             raise DomainError("channel", f"{body['channel']!r} does not match routing key intake.{key_channel}")
         ticket = IntakeTicket.model_validate(body)
         caller = (msg.headers or {}).get("x-caller") or f"amqp:{ticket.channel}"
-        await tickets.create_ticket(rt.pool, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
-                                    message_id=msg.raw_message.message_id)
+        await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
+                                    message_id=msg.raw_message.message_id,
+                                    key_secret=rt.settings.customer_key_secret)
 
     async def on_command(msg: RabbitMessage) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
@@ -50,12 +51,12 @@ def build(rt: Runtime):
         cmd = model.model_validate(_json(msg))
         caller = (msg.headers or {}).get("x-caller") or "amqp"
         async with in_order.hold(cmd.ticket_no):  # taken before any await: arrival order per ticket
-            await tickets.apply_command(rt.pool, action=action, cmd=cmd, caller=str(caller),
+            await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=str(caller),
                                         message_id=msg.raw_message.message_id)
 
     async def on_event(msg: RabbitMessage) -> None:
         """Every event on ``helpdesk.events`` joins its ticket's timeline (the read model behind
         ``GET /v1/tickets/{no}``); ``ticket.routed`` and ``ticket.escalated`` update the ticket."""
-        await tickets.record_event(rt.pool, event=CloudEvent.from_bytes(msg.body))
+        await usecases.record_event(rt.pool, event=CloudEvent.from_bytes(msg.body))
 
     return on_intake, on_command, on_event

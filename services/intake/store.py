@@ -45,20 +45,20 @@ async def drop_old_serials(conn: asyncpg.Connection, *, before: date) -> int:
 
 async def insert_ticket(
     conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime, caller: str | None,
-    message_id: str | None,
+    message_id: str | None, customer_key: str | None = None,
 ) -> asyncpg.Record | None:
     """Insert and return the row; None when ``channel`` + ``external_id`` (or + ``message_id``) has a ticket."""
     c = msg.customer
     return await conn.fetchrow(
         f"""INSERT INTO {S}.tickets (ticket_no, channel, external_id, message_id, status, customer_name, customer_id,
                 customer_phone, customer_email, customer_tier, customer_language, subject, description, kind,
-                urgency, impact, order_no, product, complaint, caller, received_at)
-            VALUES ($1,$2,$3,$20,'new',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+                urgency, impact, order_no, product, complaint, caller, received_at, customer_key)
+            VALUES ($1,$2,$3,$20,'new',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21)
             ON CONFLICT DO NOTHING RETURNING *""",
         ticket_no, msg.channel, msg.external_id, c.name, c.id, c.phone, c.email, c.tier, c.language,
         msg.subject, msg.description, msg.kind, msg.urgency, msg.impact, msg.order_no, msg.product,
         orjson.dumps(msg.complaint.model_dump(mode="json")).decode() if msg.complaint else None,
-        caller, received_at, message_id,
+        caller, received_at, message_id, customer_key,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from faststream.rabbit.message import RabbitMessage
 
-from services.notification import planner
+from services.notification import usecases
 from services.notification.config import RulesConfig
 from services.notification.worker import Worker
 from shared.batching import after_commit
@@ -26,7 +26,7 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
             model.model_validate(event.data)
         if not event.ticket_no:
             raise DomainError("data.ticket_no", "required")
-        if await planner.plan_event(rt.pool, event=event, cfg=cfg, now=worker.clock()):
+        if await usecases.plan_event(rt.pool, event=event, cfg=cfg, now=worker.clock()):
             after_commit(worker.wake)  # in a batch: the deliveries are visible once it commits
 
     return on_event

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.routing import roster
+from services.routing.usecases import roster
 from services.routing.config import AgentSpec, RuleSet
 from shared.auth import Principal, require
 from shared.errors import DomainError

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.routing import api, config, handlers, metrics, roster
+from services.routing import api, config, handlers, metrics
+from services.routing.usecases import roster
 from shared.consumer import subscribe
 from shared.runtime import Runtime
 from shared.settings import Settings

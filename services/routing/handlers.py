@@ -8,7 +8,7 @@ import asyncio
 
 from faststream.rabbit.message import RabbitMessage
 
-from services.routing import assign, escalate
+from services.routing.usecases import assign, escalate
 from services.routing.config import RuleSet
 from shared.envelope import CloudEvent
 from shared.errors import DomainError

@@ -12,8 +12,8 @@ from fastapi import Depends, FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.sla import clocks, handlers, policy
-from services.sla.firing import Timers
+from services.sla import handlers, policy, usecases
+from services.sla.worker import Timers
 from services.sla.lifecycle import Reactor
 from shared import db
 from shared.auth import Principal, require
@@ -51,7 +51,7 @@ def build_runtime(settings: Settings | None = None, sla: SlaSettings | None = No
     queue = quorum_queue("sla.tickets", routing_key="ticket.*", delivery_limit=rt.settings.delivery_limit)
     subscribe(rt.broker, queue, EVENTS, handlers.build(rt, reactor), service=SERVICE, batch=rt.batching())
     rt.bindings.append((queue, EVENTS, ["survey.negative"]))
-    rt.metrics_hooks.append(lambda r: clocks.refresh_open_gauge(r.pool))
+    rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
 
     async def start_timers(r: Runtime) -> None:
         timers = Timers(pool=r.pool, reactor=reactor, listen_dsn=db.role_dsn(r.settings, SERVICE),
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def ticket_clocks(ticket_no: str, who: Annotated[Principal, Depends(require("agent", "analyst"))]) -> dict[str, Any]:
         if not re.fullmatch(TICKET_NO_PATTERN, ticket_no):
             raise NotFound("ticket_no", f"{ticket_no!r} is not a ticket number")
-        found = await clocks.view(rt.pool, ticket_no=ticket_no)
+        found = await usecases.view(rt.pool, ticket_no=ticket_no)
         if not found:
             raise NotFound("ticket_no", f"no SLA clocks for {ticket_no}")
         return {"ticket_no": ticket_no, "clocks": found}

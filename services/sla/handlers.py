@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from faststream.rabbit.message import RabbitMessage
 
-from services.sla import clocks
+from services.sla import usecases
 from services.sla.lifecycle import Reactor
 from shared.envelope import CloudEvent
 from shared.runtime import Runtime
@@ -20,7 +20,7 @@ def build(rt: Runtime, reactor: Reactor):
         re-target and stop the ticket's SLA clocks; announcements go out as ``sla.started``,
         ``sla.warning``, ``sla.breached`` and ``sla.met``."""
         attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
-        await clocks.apply_event(rt.pool, reactor, CloudEvent.from_bytes(msg.body),
+        await usecases.apply_event(rt.pool, reactor, CloudEvent.from_bytes(msg.body),
                                  last_try=attempt + 1 >= rt.settings.delivery_limit)
 
     return on_ticket_event

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from services.survey import domain, page, surveys
+from services.survey import domain, page, usecases
 from services.survey.domain import SurveyAnswer
 from shared.auth import Principal, require
 from shared.errors import DomainError
@@ -43,7 +43,7 @@ def _ctx(request: Request):
 
 async def _find(request: Request, token: str):
     rt, _ = _ctx(request)
-    return await surveys.find(rt.pool, token=token) if TOKEN.match(token) else None
+    return await usecases.find(rt.pool, token=token) if TOKEN.match(token) else None
 
 
 def _closed(state: str, lang: str) -> HTMLResponse:
@@ -89,7 +89,7 @@ async def _answer_json(request: Request, token: str, raw: bytes) -> JSONResponse
         answer = SurveyAnswer.model_validate(body)
     except ValidationError as exc:
         return JSONResponse(error_body(_errors(exc)), status_code=422)
-    row, verdict = await surveys.answer(rt.pool, policy, token=token, answer=answer, now=datetime.now(UTC))
+    row, verdict = await usecases.answer(rt.pool, policy, token=token, answer=answer, now=datetime.now(UTC))
     return JSONResponse({"survey_id": str(row["survey_id"]), "ticket_no": row["ticket_no"], "status": "answered",
                          "satisfied": verdict.satisfied, "negative": verdict.negative}, status_code=201)
 
@@ -118,7 +118,7 @@ async def _answer_form(request: Request, token: str, raw: bytes, lang_override: 
                                 errors=page.field_errors(exc, lang))
         return HTMLResponse(html, status_code=422, headers=PAGE_HEADERS)
     try:
-        await surveys.answer(rt.pool, policy, token=token, answer=answer, now=datetime.now(UTC))
+        await usecases.answer(rt.pool, policy, token=token, answer=answer, now=datetime.now(UTC))
     except DomainError:  # answered or expired in the meantime
         return _closed(domain.page_state(await _find(request, token), datetime.now(UTC)), lang)
     query = f"?{urlencode({'lang': lang_override})}" if lang_override in domain.LANGUAGES else ""
@@ -141,7 +141,7 @@ async def list_surveys(
     who: Annotated[Principal, Depends(require("agent", "analyst"))],
 ) -> dict[str, Any]:
     rt, _ = _ctx(request)
-    rows = await surveys.for_ticket(rt.pool, ticket_no=ticket_no)
+    rows = await usecases.for_ticket(rt.pool, ticket_no=ticket_no)
     keep = ("status", "language", "complaint", "resolved_at", "send_at", "sent_at", "reminded_at", "expires_at",
             "answered_at", "ended_at", "cancel_reason", "resolved", "speed", "attitude", "overall", "comment")
     return {"ticket_no": ticket_no,

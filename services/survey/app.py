@@ -8,10 +8,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.survey import api, handlers, surveys
+from services.survey import api, handlers, usecases
 from services.survey.config import SurveyConfig
-from services.survey.scheduler import DueWorker
-from services.survey.surveys import Policy
+from services.survey.worker import DueWorker
+from services.survey.usecases import Policy
 from shared import db
 from shared.consumer import subscribe
 from shared.events import (
@@ -52,8 +52,8 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     async def start_scheduler(r: Runtime) -> None:
         worker = DueWorker(
             pool=r.pool, listen_dsn=db.role_dsn(r.settings, SERVICE), channel=f"{SERVICE}_due",
-            run=lambda now, limit: surveys.run_due(r.pool, policy, now=now, limit=limit),
-            next_due=lambda: surveys.next_due(r.pool), batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s,
+            run=lambda now, limit: usecases.run_due(r.pool, policy, now=now, limit=limit),
+            next_due=lambda: usecases.next_due(r.pool), batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s,
         )
         worker.start()
         r.on_stop.append(lambda _: worker.stop())
@@ -61,7 +61,7 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     rt.on_start.append(start_scheduler)
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(
-        lambda r: surveys.refresh_metrics(r.pool, now=datetime.now(UTC), window_days=30))
+        lambda r: usecases.refresh_metrics(r.pool, now=datetime.now(UTC), window_days=30))
     return rt, policy
 
 

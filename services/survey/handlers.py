@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from faststream.rabbit.message import RabbitMessage
 
-from services.survey import surveys
-from services.survey.surveys import Policy
+from services.survey import usecases
+from services.survey.usecases import Policy
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.runtime import Runtime
@@ -25,11 +25,11 @@ def build(rt: Runtime, policy: Policy):
             raise DomainError("data.ticket_no", "missing")
         now = datetime.now(UTC)
         if event.type == "ticket.created":
-            await surveys.record_ticket(rt.pool, event=event)
+            await usecases.record_ticket(rt.pool, event=event)
         elif event.type == "ticket.resolved":
-            await surveys.schedule(rt.pool, policy, event=event, now=now)
+            await usecases.schedule(rt.pool, policy, event=event, now=now)
         elif event.type == "ticket.reopened":
-            await surveys.cancel_on_reopen(rt.pool, event=event, now=now)
+            await usecases.cancel_on_reopen(rt.pool, event=event, now=now)
         else:
             raise DomainError("type", f"survey does not consume {event.type}")
 

@@ -21,7 +21,7 @@ def consumers(vhost: str, queue: str) -> int:
 
 async def test_two_replicas_share_the_queue_without_double_assignment(routing, run_env, publisher, tap,
                                                                      monkeypatch):
-    from services.routing import assign
+    from services.routing.usecases import assign
     from services.routing.app import create_app
 
     handled: Counter[int] = Counter()

@@ -265,7 +265,7 @@ def test_utc_and_local_timestamps_agree():
 # ---- intake's per-ticket order ------------------------------------------------------------------
 
 def test_intake_events_apply_in_seq_order():
-    from services.sla.clocks import OutOfOrder, _gate
+    from services.sla.usecases import OutOfOrder, _gate
     from shared.envelope import new_event
 
     def ev(seq: int, source: str = "intake"):

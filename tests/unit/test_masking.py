@@ -44,7 +44,8 @@ def test_masking_is_idempotent(text):
     assert mask_text(mask_text(text)) == mask_text(text)
 
 
-def test_mask_deep_leaves_identifiers_alone():
-    data = {"external_id": "chat-a13812345678b", "order_no": "13812345678", "description": "call 13812345678"}
-    assert mask_deep(data) == {"external_id": "chat-a13812345678b", "order_no": "13812345678",
-                               "description": "call 138****5678"}
+def test_mask_deep_leaves_identifiers_alone_unless_they_are_contacts():
+    data = {"external_id": "chat-a13812345678b", "order_no": "SO13812345678", "description": "call 13812345678",
+            "id": "13812345678", "actor": "lilei@example.com"}
+    assert mask_deep(data) == {"external_id": "chat-a13812345678b", "order_no": "SO13812345678",
+                               "description": "call 138****5678", "id": "138****5678", "actor": "l***@example.com"}

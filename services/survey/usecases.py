@@ -48,7 +48,8 @@ def _planned(row: asyncpg.Record, changes: dict[str, Any]) -> dict[str, Any]:
 async def record_ticket(pool: asyncpg.Pool, *, event: CloudEvent) -> None:
     """Remember the ticket's customer and language; a complaint joins the customer's history."""
     data = TicketCreated.model_validate(event.data)
-    key = domain.customer_key(data.customer.model_dump())
+    # the contract's keyed hash when intake gave one (every ticket of a customer shares it)
+    key = data.customer_key or domain.customer_key(data.customer.model_dump())
     async with pool.acquire() as conn, conn.transaction():
         if not await _claim(conn, event):
             return

@@ -16,7 +16,7 @@ import asyncpg
 
 from services.routing import domain, store
 from services.routing.config import RuleSet
-from services.routing.escalate import NotYetKnown, escalate
+from services.routing.usecases.escalate import NotYetKnown, escalate
 from services.routing.events import Routed
 from services.routing.metrics import Pending
 from shared import inbox, outbox

@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from services.routing import store
-from services.routing.assign import drain
+from services.routing.usecases.assign import drain
 from services.routing.config import AgentSpec, Roster, RuleSet
 from services.routing.metrics import Pending
 from shared.errors import DomainError, NotFound

@@ -16,6 +16,7 @@ from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.errors import DomainError, NotFound
 from shared.events import EventData, TicketCreated
+from shared.masking import mask_identifier
 from shared.messages import Command, IntakeTicket
 
 SERVICE = "intake"
@@ -30,7 +31,7 @@ async def _emit(conn: asyncpg.Connection, ticket_no: str, event: EventData) -> C
 
 async def create_ticket(
     pool: asyncpg.Pool, *, tz: ZoneInfo, msg: IntakeTicket, caller: str | None, transport: str,
-    message_id: str | None = None,
+    message_id: str | None = None, key_secret: str,
 ) -> tuple[asyncpg.Record, bool]:
     """Register a ticket; ``(ticket, False)`` when ``channel`` + ``external_id`` already made one.
 
@@ -49,31 +50,33 @@ async def create_ticket(
     day = domain.numbering_day(now, tz)
     try:
         ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
-                                          caller=caller, message_id=message_id)
+                                          caller=caller, message_id=message_id, key_secret=key_secret)
     except asyncpg.UndefinedTableError:  # the day's first ticket: its serial sequence is not there yet
         await store.ensure_serial_sequence(pool, day=day)
         ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
-                                          caller=caller, message_id=message_id)
+                                          caller=caller, message_id=message_id, key_secret=key_secret)
     after_commit(metrics.RECEIVED.labels(msg.channel, transport, "created" if created else "duplicate").inc)
     return ticket, created
 
 
 async def _register(
     pool: asyncpg.Pool, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
-    caller: str | None, message_id: str | None,
+    caller: str | None, message_id: str | None, key_secret: str,
 ) -> tuple[asyncpg.Record, bool]:
     """One transaction: number, store and announce the ticket (or find the duplicate that won)."""
+    key = domain.customer_key(msg.customer, key_secret)
     async with pool.acquire() as conn, conn.transaction():
         ticket_no = domain.ticket_number(day, await store.next_serial(conn, day=day))
         ticket = await store.insert_ticket(conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
-                                           caller=caller, message_id=message_id)
+                                           caller=caller, message_id=message_id, customer_key=key)
         if ticket is None:
             # A concurrent duplicate won the unique key; its row is committed and visible now.
             existing = await store.find_duplicate(
                 conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)
             return existing, False
         event = TicketCreated(
-            channel=msg.channel, external_id=msg.external_id, customer=domain.masked_customer(msg.customer),
+            channel=msg.channel, external_id=mask_identifier(msg.external_id),
+            customer=domain.masked_customer(msg.customer), customer_key=key,
             subject=msg.subject, description=msg.description, kind=msg.kind, urgency=msg.urgency,
             impact=msg.impact, order_no=msg.order_no, product=msg.product,
             complaint=msg.complaint.model_dump(mode="json") if msg.complaint else None,

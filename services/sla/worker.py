@@ -16,7 +16,7 @@ import logging
 import asyncpg
 
 from services.sla import domain, metrics, store
-from services.sla.clocks import announce
+from services.sla.usecases import announce
 from services.sla.lifecycle import Reactor
 from shared.dueloop import DueLoop
 

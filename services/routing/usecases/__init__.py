@@ -1,0 +1,1 @@
+"""Routing's use cases: ticket assignment, escalation, the roster."""
