@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import APIKeyHeader
 
 from shared.errors import DomainError
 
@@ -100,7 +101,11 @@ def authenticate(keys: dict[str, Principal], presented: str | None) -> Principal
     return found
 
 
-async def principal(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey",
+                       description="A key of HELPDESK_API_KEYS (name:key:role+role)")
+
+
+async def principal(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None) -> Principal:
     """The authenticated caller (any role), else 401."""
     return authenticate(request.app.state.runtime.settings.api_principals, x_api_key)
 

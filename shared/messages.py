@@ -35,6 +35,16 @@ Email = Annotated[
 TicketNo = Annotated[str, StringConstraints(pattern=TICKET_NO_PATTERN)]
 
 
+def _iso_only(value: object) -> object:
+    """A timestamp is an ISO 8601 string (pydantic would take a number as Unix seconds)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be an ISO 8601 date-time string with a UTC offset")
+    return value
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+
+
 class Wire(BaseModel):
     """Inbound models refuse unknown fields, so a typo is an error naming the field."""
 
@@ -69,8 +79,14 @@ class IntakeTicket(Wire):
     impact: Literal["single", "batch"] = "single"
     order_no: ShortText | None = None
     product: ShortText | None = None
-    received_at: AwareDatetime | None = None
+    received_at: IsoDatetime | None = None
     complaint: Complaint | None = None
+
+    # the document says what check_intake enforces: a subject or a description
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["subject"], "properties": {"subject": {"type": "string", "pattern": r"\S"}}},
+        {"required": ["description"], "properties": {"description": {"type": "string", "pattern": r"\S"}}},
+    ]})
 
 
 # ---- commands (routing key ``ticket.<action>``; HTTP ``POST /v1/tickets/{no}/{action}``) ----
@@ -108,7 +124,7 @@ class EscalateTicket(Command):
     reason: LongText
     to: ShortText | None = None
     department: ShortText | None = None
-    eta: AwareDatetime | None = None
+    eta: IsoDatetime | None = None
 
 
 class ResolveTicket(Command):

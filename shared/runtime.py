@@ -15,12 +15,13 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY
 
-from shared import batching, db, production, topology, trust
+from shared import batching, db, openapi, production, topology, trust
 from shared.events import EventData
 from shared.http import BodyLimit, install_error_handlers, install_ops_routes
 from shared.outbox import Relay
@@ -41,6 +42,18 @@ def build_broker(settings: Settings, service: str) -> RabbitBroker:
         graceful_timeout=15.0,
         fail_fast=True,
     )
+
+
+def make_app(settings: Settings, **kwargs: Any) -> FastAPI:
+    """A FastAPI app whose ``/docs`` (Swagger UI, served from the package: no CDN), ``/redoc`` and
+    ``/openapi.json`` exist only with ``HELPDESK_DOCS=true``; the document itself is always complete
+    (``shared.openapi``: every status each route answers)."""
+    if settings.docs:
+        app = FastAPIOffline(**kwargs)
+    else:
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **kwargs)
+    openapi.install(app)
+    return app
 
 
 STOP_TIMEOUT_S = 20.0  # each shutdown step; longer than the broker's graceful_timeout (15 s)
@@ -165,7 +178,7 @@ class Runtime:
             async with self.running():
                 yield
 
-        app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+        app = make_app(self.settings, title=title, description=description, version=version, lifespan=lifespan)
         app.state.runtime = self
         install_error_handlers(app)
         install_ops_routes(

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # ---- access: broker user -> what it may publish (shared.trust; README "Broker users") ----
     broker_users: str = Field(DEFAULT_USERS, alias="HELPDESK_BROKER_USERS")
     contact_reads_per_minute: int = Field(3000, ge=1, alias="HELPDESK_CONTACT_READS_PER_MINUTE")
+    # /docs, /redoc and /openapi.json (off by default; Swagger UI then from the package, no CDN)
+    docs: bool = Field(False, alias="HELPDESK_DOCS")
+    # /metrics per agent (agent ids as label values); off: summed per department
+    metrics_agent_labels: bool = Field(False, alias="HELPDESK_METRICS_AGENT_LABELS")
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -38,6 +38,8 @@ def run_env() -> dict[str, str]:
                                         "sup:sup-secret:supervisor", "notify:notify-secret:contacts",
                                         "analyst:analyst-secret:analyst"]),
         "HELPDESK_DELIVERY_LIMIT": "3",
+        # the suite reads /openapi.json (off by default: tests/security checks that)
+        "HELPDESK_DOCS": "true",
         # many services and replicas share one Postgres in the suite: keep each pool small
         "HELPDESK_DB_POOL_MAX": "5",
     }

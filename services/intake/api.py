@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from pydantic import ValidationError
 
 from services.intake import usecases
 from shared.auth import Principal, command_roles, ensure, principal, require
 from shared.errors import NotFound
 from shared.http import error_body
+from shared.openapi import allowed_methods, errors, model_schema
 from shared.messages import COMMANDS, TICKET_NO_PATTERN, IntakeTicket
 from shared.runtime import Runtime
 
@@ -22,6 +24,7 @@ def _runtime(request: Request) -> Runtime:
 
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+COMMAND_PATH = "/v1/tickets/{ticket_no}/{action}"
 
 
 Channel = Annotated[Principal, Depends(require("channel"))]
@@ -40,7 +43,8 @@ def _check_no(ticket_no: str) -> None:
         raise NotFound("ticket_no", f"{ticket_no!r} is not a ticket number (YYYYMMDD + serial)")
 
 
-@router.post("", status_code=201, summary="Register a ticket (idempotent on channel + external_id)")
+@router.post("", status_code=201, summary="Register a ticket (idempotent on channel + external_id)",
+             responses={200: {"description": "Already registered (same external_id or Idempotency-Key)"}})
 async def create(
     request: Request, response: Response, body: IntakeTicket, who: Channel,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -65,7 +69,8 @@ async def get_ticket(request: Request, ticket_no: str, who: Reader) -> dict[str,
                               created_by=who.name if who.channel_only else None)
 
 
-@router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)")
+@router.get("/{ticket_no}/contact", summary="The customer's unmasked contact (internal: notification)",
+            responses=errors(429))
 async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[str, Any]:
     """Every read is recorded (caller, ticket, time) and counted; a key is limited to
     ``HELPDESK_CONTACT_READS_PER_MINUTE`` reads a minute (429 beyond)."""
@@ -75,17 +80,24 @@ async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[s
                                   per_minute=rt.settings.contact_reads_per_minute)
 
 
-@router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS))
+@router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS),
+             responses=errors(409))
 async def command(
     request: Request, ticket_no: str, action: str, who: Commander,
-    body: Annotated[dict[str, Any], Body(examples=[{"actor": "agent-7", "message": "我们已收到，正在处理"}])],
+    body: Annotated[dict[str, Any] | None, Body(examples=[{"actor": "agent-7", "message": "我们已收到，正在处理"}])] = None,
 ) -> Any:
     """The body is the command without ``ticket_no`` (taken from the path), e.g. ``resolve``:
     ``{"actor": "agent-7", "outcome": "resolved", "solution": "replaced power module PWR-01"}``."""
     model = COMMANDS.get(action)
+    if model is None and (allow := allowed_methods(request.app, request.url.path, exclude=COMMAND_PATH)):
+        refusal = HTTPException(405, "Method Not Allowed", headers={"Allow": ", ".join(allow)})  # POST .../contact
+        refusal.exact_allow = True  # type: ignore[attr-defined]  # not the command route's POST
+        raise refusal
     if model is None:
         raise NotFound("action", f"unknown action {action!r}; one of {', '.join(COMMANDS)}")
     _check_no(ticket_no)
+    if body is None:
+        return JSONResponse(error_body([{"field": "body", "problem": "Field required"}]), status_code=422)
     try:
         cmd = model.model_validate({**body, "ticket_no": ticket_no})
     except ValidationError as exc:
@@ -95,3 +107,14 @@ async def command(
     rt = _runtime(request)
     await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who.name)
     return await usecases.view(rt.pool, ticket_no=ticket_no)
+
+
+def document(doc: dict[str, Any]) -> None:
+    """The command route in the OpenAPI document: ``action`` is one of the commands, and the body is
+    that command's (without ``ticket_no``, which the path gives)."""
+    op = doc["paths"][COMMAND_PATH]["post"]
+    for param in op["parameters"]:
+        if param["name"] == "action":
+            param["schema"] = {"type": "string", "enum": list(COMMANDS), "title": "Action"}
+    refs = [model_schema(doc, model, drop=("ticket_no",)) for model in COMMANDS.values()]
+    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"anyOf": refs}}}}

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.intake import api, handlers, usecases
+from shared import openapi
 from shared.consumer import subscribe
 from shared.events import (
     TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
@@ -64,4 +65,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rt = build_runtime(settings)
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
     app.include_router(api.router)
+    openapi.extend(app, api.document)
     return app

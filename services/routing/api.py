@@ -34,7 +34,11 @@ class RosterBody(BaseModel):
 
 
 class AgentPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # the document says what patch_agent enforces: available and/or capacity, not null
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["available"], "properties": {"available": {"type": "boolean"}}},
+        {"required": ["capacity"], "properties": {"capacity": {"type": "integer"}}},
+    ]})
     available: bool | None = None
     capacity: int | None = Field(None, ge=0, le=1000)
 
@@ -81,3 +85,10 @@ async def get_rules(request: Request, who: Reader) -> dict[str, Any]:
             "rules": [r.name for r in rules.rules],
             "departments": {k: v.model_dump() for k, v in rules.departments.items()},
             "escalation": rules.escalation.model_dump()}
+
+
+def document(doc: dict[str, Any], rules: RuleSet) -> None:
+    """The roster's ``department`` is one of the running rule set's departments (PUT refuses others)."""
+    spec = doc.get("components", {}).get("schemas", {}).get("AgentSpec")
+    if spec:
+        spec["properties"]["department"]["enum"] = sorted(rules.departments)

@@ -1,0 +1,98 @@
+"""Schemathesis against every service's OpenAPI document with a key of each role, all checks on.
+
+The services run on real ports (uvicorn in this process, against the run's broker and database);
+the ``st`` CLI (pinned in pyproject) generates the requests. ``make security`` runs it long
+(``SECURITY_EXAMPLES``, default there 50, every role); ``make test`` a bounded version.
+Prints the cases run and failures found per service and role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tests.security.conftest import KEYS
+
+EXAMPLES = int(os.environ.get("SECURITY_EXAMPLES", "3"))
+# bounded by default (make test): two roles, few examples; make security: every role, more examples
+ROLES = os.environ.get("SECURITY_ROLES", "admin,channel").split(",")
+ST = str(Path(sys.executable).with_name("st"))
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+async def served(services) -> AsyncIterator[dict[str, str]]:  # noqa: ANN001
+    """Each service's app on a real loopback port (its lifespan already runs in ``services``)."""
+    urls, servers = {}, []
+    for name, running in services.items():
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(running.app, host="127.0.0.1", port=port, lifespan="off",
+                                               log_config=None, access_log=False))
+        servers.append((server, asyncio.create_task(server.serve())))
+        urls[name] = f"http://127.0.0.1:{port}"
+    for server, _ in servers:
+        while not server.started:
+            await asyncio.sleep(0.02)
+    yield urls
+    for server, task in servers:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 5)
+
+
+async def schemathesis(url: str, key: str, report: Path) -> tuple[int, list[str], str]:
+    """Run ``st`` with every check; returns (cases run, failures, output)."""
+    proc = await asyncio.create_subprocess_exec(
+        ST, "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", "all", "-H", f"X-API-Key:{key}",
+        "--max-examples", str(EXAMPLES), "--seed", "12", "--workers", "1", "--no-color",
+        "--generation-database", "none", "--report", "ndjson", "--report-ndjson-path", str(report),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    text = out.decode(errors="replace")
+    cases, failures = 0, []
+    for line in report.read_text().splitlines() if report.exists() else []:
+        event = json.loads(line)
+        for kind, body in event.items():
+            if kind == "ScenarioFinished":
+                cases += len(body.get("recorder", {}).get("cases", {}))
+                for check_list in body.get("recorder", {}).get("checks", {}).values():
+                    for check in check_list:
+                        if check.get("status") == "FAILURE":
+                            failures.append(f"{body['recorder'].get('label')}: {check.get('name')}: "
+                                            f"{(check.get('failure_info') or {}).get('failure', {}).get('title', '')}")
+    if proc.returncode != 0 and not failures:
+        failures.append(f"st exited {proc.returncode}")
+    return cases, sorted(set(failures)), text
+
+
+async def test_schemathesis_every_service_every_role(served) -> None:  # noqa: ANN001
+    reports = Path(os.environ.get("SECURITY_REPORT_DIR") or tempfile.mkdtemp(prefix="helpdesk-security-"))
+    reports.mkdir(parents=True, exist_ok=True)
+    total, found = 0, []
+    for name, url in served.items():
+        for role in ROLES:
+            cases, failures, text = await schemathesis(url, KEYS[role], reports / f"{name}-{role}.ndjson")
+            total += cases
+            print(f"schemathesis {name} as {role}: {cases} cases, {len(failures)} failures")
+            found += [f"{name} as {role}: {f}" for f in failures]
+            (reports / f"{name}-{role}.txt").write_text(text)
+    print(f"schemathesis: {total} cases, {len(found)} failures (reports in {reports})")
+    assert total > 0
+    assert not found, "\n".join(found)
