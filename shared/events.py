@@ -17,7 +17,8 @@ Category = Literal[
     "fault", "quality", "consultation", "attitude", "logistics", "return", "refund", "complaint", "suggestion", "other"
 ]
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
-SlaMetric = Literal["first_response", "resolution", "callback"]
+# eta / next_update: the customer side (issue #15): a promised time kept, regular updates given
+SlaMetric = Literal["first_response", "resolution", "callback", "eta", "next_update"]
 
 
 class EventData(BaseModel):
@@ -79,6 +80,7 @@ class TicketProgressed(EventData):
     at: datetime
     note: str
     visible_to_customer: bool
+    eta: datetime | None = None  # a promise to the customer ("预计24小时内完成维修"): sla times it
 
 
 class TicketWaiting(EventData):
@@ -163,6 +165,7 @@ class SlaStarted(EventData):
     metric: SlaMetric
     due_at: datetime
     policy: str
+    calendar: str | None = None  # the policy's calendar (review counts business durations on it)
 
 
 class SlaWarning(EventData):
@@ -287,3 +290,41 @@ class SurveyCancelled(EventData):
 # never rejects an event for lacking a field one publisher adds (the richer models above are what
 # the survey service publishes).
 EVENT_MODELS.update({m.type: m for m in (SurveyReminder, SurveyExpired, SurveyCancelled)})
+
+
+# ---- review (appended by the review service) ----
+
+
+class ReviewPublished(EventData):
+    """``review.published`` (source ``/helpdesk/review``): a period's review frozen as a snapshot at
+    02:00 on the 1st (``HELPDESK_TZ``). Not about one ticket: ``subject`` is the period, ``data`` has no
+    ``ticket_no``/``seq``. ``headline`` holds the headline figures (each ``{value, previous, change}``)."""
+
+    type = "review.published"
+    period: str
+    previous_period: str | None = None
+    url: str
+    frozen_at: datetime
+    headline: dict[str, Any]
+# ---- the customer's side (issue #15): what the customer does on the progress page ----
+
+
+class TicketCustomerReplied(EventData):
+    """The customer added information on the progress page (``text`` masked); a waiting ticket resumes
+    (``ticket.resumed`` follows in the same transaction)."""
+
+    type = "ticket.customer_replied"
+    actor: str = "customer"
+    at: datetime
+    text: str
+
+
+class TicketConfirmed(EventData):
+    """The customer confirmed on the progress page that the resolution solved the problem."""
+
+    type = "ticket.confirmed"
+    actor: str = "customer"
+    at: datetime
+
+
+EVENT_MODELS.update({m.type: m for m in (TicketCustomerReplied, TicketConfirmed)})

@@ -110,6 +110,8 @@ class RespondTicket(Command):
 class ProgressTicket(Command):
     note: LongText
     visible_to_customer: bool = False
+    # A promised time told to the customer (implies visible_to_customer); sla runs an ``eta`` clock to it.
+    eta: AwareDatetime | None = None
 
 
 class WaitTicket(Command):

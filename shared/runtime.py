@@ -117,7 +117,7 @@ class Runtime:
             async with self.pool.acquire() as conn:
                 await db.migrate(conn, self.service, self.migrations)
             await self.broker.connect()
-            await topology.declare_all(self.broker)
+            await topology.declare_all(self.broker, self.settings)
             for queue, exchange, keys in self.bindings:
                 await topology.bind(self.broker, queue, exchange, keys)
             await self.broker.start()

@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.auth import Principal, parse_api_keys
 from shared.trust import DEFAULT_USERS, parse_users
 
-SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005}
+SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005,
+                 "review": 8006}
 
 
 class Settings(BaseSettings):
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
     # ---- personal data (privacy, README "Data protection") ----
     # Key of the customer_key HMAC: the same in every service and never changed (keys would change).
     customer_key_secret: str = Field("helpdesk-dev-customer-key", alias="HELPDESK_CUSTOMER_KEY_SECRET")
+    # ---- review: the event log (a RabbitMQ stream every service declares, so it exists before any event)
+    # Retention: RabbitMQ's x-max-age units (Y, M, D, h, m, s); and a size cap in bytes (x-max-length-bytes).
+    event_log_max_age: str = Field("2Y", pattern=r"^\d+[YMDhms]$", alias="HELPDESK_EVENT_LOG_MAX_AGE")
+    event_log_max_bytes: int = Field(200 * 1024**3, gt=0, alias="HELPDESK_EVENT_LOG_MAX_BYTES")
     # ---- access: broker user -> what it may publish (shared.trust; README "Broker users") ----
     broker_users: str = Field(DEFAULT_USERS, alias="HELPDESK_BROKER_USERS")
     contact_reads_per_minute: int = Field(3000, ge=1, alias="HELPDESK_CONTACT_READS_PER_MINUTE")

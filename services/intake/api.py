@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from pydantic import ValidationError
 
-from services.intake import usecases
+from services.intake import progress, usecases
 from shared.auth import Principal, command_roles, ensure, principal, require
 from shared.errors import NotFound
 from shared.http import error_body
@@ -76,8 +76,11 @@ async def get_contact(request: Request, ticket_no: str, who: Contacts) -> dict[s
     ``HELPDESK_CONTACT_READS_PER_MINUTE`` reads a minute (429 beyond)."""
     _check_no(ticket_no)
     rt = _runtime(request)
-    return await usecases.contact(rt.pool, ticket_no=ticket_no, caller=who.name,
-                                  per_minute=rt.settings.contact_reads_per_minute)
+    found = await usecases.contact(rt.pool, ticket_no=ticket_no, caller=who.name,
+                                   per_minute=rt.settings.contact_reads_per_minute)
+    # the progress link is a credential: it goes to the one who messages the customer, never into an event
+    found["progress_url"] = await progress.issue_link(rt.pool, request.app.state.progress, ticket_no=ticket_no)
+    return found
 
 
 @router.post("/{ticket_no}/{action}", summary="A lifecycle command: " + ", ".join(COMMANDS),

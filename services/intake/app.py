@@ -6,13 +6,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, usecases
+from services.intake import api, handlers, progress, progress_api, usecases
 from shared import openapi
 from shared.consumer import subscribe
 from shared.events import (
     TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
     TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
 )
+from shared.events import TicketConfirmed, TicketCustomerReplied
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.topology import COMMANDS, EVENTS, INTAKE, quorum_queue
@@ -36,6 +37,8 @@ PUBLISHED = (
     (TicketReopened, "Reopened after resolution."),
     (TicketClosed, "Closed (archived)."),
     (TicketReprioritized, "An agent changed the priority; routing re-routes, SLA recomputes."),
+    (TicketCustomerReplied, "The customer added information on the progress page (masked); a waiting ticket resumes."),
+    (TicketConfirmed, "The customer confirmed on the progress page that the problem is solved."),
 )
 
 
@@ -61,9 +64,13 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     return rt
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, progress_opts: progress.ProgressSettings | None = None) -> FastAPI:
     rt = build_runtime(settings)
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
     app.include_router(api.router)
     openapi.extend(app, api.document)
+    # The customer's progress page: a router of its own (no API key; the token is the credential), so an
+    # ingress can expose /t/ alone.
+    app.state.progress = progress_opts or progress.ProgressSettings()
+    app.include_router(progress_api.router)
     return app

@@ -115,8 +115,10 @@ def decide(action: str, ticket: Mapping[str, Any], cmd: Command, now: datetime) 
                 changes["first_response_at"] = now
             return changes, TicketResponded(actor=actor, at=now, first=first, message=cmd.message, via=cmd.via)
         case ProgressTicket():
-            return {}, TicketProgressed(actor=actor, at=now, note=cmd.note,
-                                        visible_to_customer=cmd.visible_to_customer)
+            if cmd.eta is not None and cmd.eta <= now:
+                raise DomainError("eta", "must be in the future (a promise to the customer)")
+            return {}, TicketProgressed(actor=actor, at=now, note=cmd.note, eta=cmd.eta,
+                                        visible_to_customer=cmd.visible_to_customer or cmd.eta is not None)
         case WaitTicket():
             return {"waiting_since": now}, TicketWaiting(actor=actor, at=now, reason=cmd.reason)
         case ResumeTicket():

@@ -97,6 +97,9 @@ class RuleConfig(Strict):
     when: dict[str, Any] = Field(default_factory=dict)  # data fields that must equal these values
     channels: list[str] | None = None  # customer channels for this rule (default: defaults.customer_channels)
     urgent: bool = False  # ignore quiet hours for this rule
+    # Customer messages wait out quiet hours unless ``quiet = false``: what answers the customer (the
+    # acknowledgement of what they just sent, an agent's reply) goes at once; proactive ones wait.
+    quiet: bool = True
 
 
 class QuietHours(Strict):

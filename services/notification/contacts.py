@@ -34,8 +34,9 @@ class IntakeContacts:
             err = http_failure(r.status_code, "contact lookup")
             raise DeliveryError(f"intake contact: {err.reason}", permanent=False) from None
         c = r.json()
+        # progress_url: the customer's progress page (a credential: only ever in the message itself)
         return Recipient(key=CUSTOMER, name=c.get("name"), language=c.get("language"), phone=c.get("phone"),
-                         email=c.get("email"))
+                         email=c.get("email"), extra={"progress_url": c.get("progress_url")})
 
 
 async def resolve(recipient: str, *, ticket_no: str | None, cfg: RulesConfig, intake: IntakeContacts) -> Recipient:

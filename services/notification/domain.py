@@ -126,7 +126,7 @@ def _for(who: str, rule: RuleConfig, data: Mapping[str, Any], facts: Mapping[str
     urgent = rule.urgent or is_urgent(facts)
     if who == CUSTOMER:
         key = f"customer:{facts.get('customer_id') or ticket_no}"
-        return [Planned(CUSTOMER, key, ch, rule.template, urgent, True, facts.get("language"))
+        return [Planned(CUSTOMER, key, ch, rule.template, urgent, rule.quiet, facts.get("language"))
                 for ch in customer_channels(rule, facts, cfg)]
     sid = _staff_id(who, data, facts, cfg)
     if not sid:

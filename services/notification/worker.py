@@ -170,7 +170,7 @@ class Worker:
                 masked = recipient.masked(channel.address)
                 message = self.templates.render(
                     row["template"], channel=row["channel"], language=recipient.language or row["language"],
-                    context={**row["context"], "name": recipient.name})
+                    context={**row["context"], "name": recipient.name, **recipient.extra})
                 await channel.send(Outgoing(row["id"], row["event_id"], row["event_type"], row["ticket_no"],
                                             row["template"], recipient, message))
             except DeliveryError as exc:

@@ -105,7 +105,7 @@ def start(ticket_no: str, metric: str, priority: str, target: Target, at: dateti
 
 def started(c: Clock) -> SlaStarted:
     assert c.due_at is not None
-    return SlaStarted(metric=c.metric, due_at=c.due_at, policy=c.policy)  # type: ignore[arg-type]
+    return SlaStarted(metric=c.metric, due_at=c.due_at, policy=c.policy, calendar=c.calendar)  # type: ignore[arg-type]
 
 
 def pause(c: Clock, at: datetime) -> Clock:

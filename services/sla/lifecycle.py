@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.sla import domain
+from services.sla import domain, promises
 from services.sla.domain import Announcement, Clock
 from services.sla.policy import Policies
 from shared.errors import DomainError
@@ -33,7 +33,10 @@ from shared.events import (
 )
 
 TICKET_CLOCKS = ("first_response", "resolution")
-IGNORED = frozenset({"ticket.escalated", "ticket.escalation_requested"})
+# every clock that pauses while the ticket waits on the customer and ends when it closes
+PAUSABLE = TICKET_CLOCKS + promises.CUSTOMER_CLOCKS
+IGNORED = frozenset({"ticket.escalated", "ticket.escalation_requested", "ticket.customer_replied",
+                     "ticket.confirmed"})
 CLOCK_SKEW = timedelta(seconds=5)
 
 
@@ -103,6 +106,8 @@ class Reactor:
 
     # -- helpers ---------------------------------------------------------------------------
     def cal(self, c: Clock):
+        if c.calendar == promises.WALL:
+            return promises.WALL_CALENDAR
         return self.p.calendars.get(c.calendar) or self.p.calendar(self.p.spec.priorities["P1"].calendar)
 
     def _at(self, out: Outcome, at: datetime, event_type: str) -> datetime:
@@ -122,6 +127,7 @@ class Reactor:
                 prio, target = self._target(metric, out.ticket)
                 cal = self.p.calendar(target.calendar)
                 out.put(*domain.retarget(c, target, prio, at, cal, self.p.warning_at))
+        promises.retarget(self, out, at)
 
     def _stop(self, out: Outcome, metric: str, at: datetime, now: datetime) -> float | None:
         c = out.clocks.get(metric)
@@ -159,7 +165,7 @@ class Reactor:
         m = TicketWaiting.model_validate(data)
         at = self._at(out, m.at, "ticket.waiting")
         out.ticket = replace(out.ticket, waiting=True)
-        for metric in TICKET_CLOCKS:
+        for metric in PAUSABLE:
             if c := out.clocks.get(metric):
                 out.put(domain.pause(c, at))
 
@@ -167,7 +173,7 @@ class Reactor:
         m = TicketResumed.model_validate(data)
         at = self._at(out, m.at, "ticket.resumed")
         out.ticket = replace(out.ticket, waiting=False)
-        for metric in TICKET_CLOCKS:
+        for metric in PAUSABLE:
             if c := out.clocks.get(metric):
                 out.put(*domain.resume(c, at, self.cal(c), self.p.warning_at))
 
@@ -176,6 +182,7 @@ class Reactor:
         at = self._at(out, m.at, "ticket.responded")
         self._first_response(out, at, now)
         self._callback_done(out, at, now)
+        promises.updated(self, out, at, now)  # every reply to the customer is an update
 
     def _first_response(self, out: Outcome, at: datetime, now: datetime) -> None:
         c = out.clocks.get("first_response")
@@ -191,13 +198,19 @@ class Reactor:
 
     def _progressed(self, out: Outcome, data: dict[str, Any], time: datetime, now: datetime) -> None:
         m = TicketProgressed.model_validate(data)
-        self._callback_done(out, self._at(out, m.at, "ticket.progressed"), now)
+        at = self._at(out, m.at, "ticket.progressed")
+        self._callback_done(out, at, now)
+        if m.visible_to_customer:
+            promises.updated(self, out, at, now)
+        if m.eta is not None:
+            promises.promised(self, out, m.eta, at)
 
     def _resolved(self, out: Outcome, data: dict[str, Any], time: datetime, now: datetime) -> None:
         m = TicketResolved.model_validate(data)
         at = self._at(out, m.at, "ticket.resolved")
         self._first_response(out, at, now)
         out.ticket = replace(out.ticket, waiting=False)
+        promises.resolved(self, out, at, now)
         c = out.clocks.get("resolution")
         if c is not None and not c.stopped and self._stop(out, "resolution", at, now) is not None:
             t = out.ticket
@@ -211,13 +224,14 @@ class Reactor:
         self._callback_done(out, at, now)
         if c := out.clocks.get("resolution"):
             out.put(*domain.restart(c, at, self.cal(c), self.p.warning_at))
+        promises.reopened(self, out, at, now)
 
     def _closed(self, out: Outcome, data: dict[str, Any], time: datetime, now: datetime) -> None:
         m = TicketClosed.model_validate(data)
         at = self._at(out, m.at, "ticket.closed")
         self._callback_done(out, at, now)
         out.ticket = replace(out.ticket, closed=True, waiting=False)
-        for metric in TICKET_CLOCKS:
+        for metric in PAUSABLE:
             if c := out.clocks.get(metric):
                 out.put(domain.cancel(c, at))
 

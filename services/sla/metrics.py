@@ -51,5 +51,5 @@ def observe(observations: Iterable[tuple[str, float, Mapping[str, str]]]) -> Non
 
 def set_open(rows: Iterable[Mapping[str, Any]]) -> None:
     counts = {r["metric"]: r["n"] for r in rows}
-    for metric in ("first_response", "resolution", "callback"):
+    for metric in ("first_response", "resolution", "callback", "eta", "next_update"):
         OPEN_TIMERS.labels(metric).set(counts.get(metric, 0))

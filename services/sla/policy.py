@@ -12,11 +12,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.sla.business_time import AlwaysOpen, Calendar, WeeklyCalendar, country_days, parse_spans
+from services.sla.business_time import Calendar, calendar_from_table, parse_spans
 
 DEFAULT_FILE = Path(__file__).parent / "policy.toml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -64,11 +64,17 @@ class TargetSpec(_Strict):
     calendar: str
     first_response: str
     resolution: str
+    next_update: str | None = None  # the longest a customer waits for news while the ticket is handled
 
     @field_validator("first_response", "resolution")
     @classmethod
     def _d(cls, v: str) -> str:
         return _duration(v)
+
+    @field_validator("next_update")
+    @classmethod
+    def _optional(cls, v: str | None) -> str | None:
+        return None if v is None else _duration(v)
 
 
 class Match(_Strict):
@@ -83,8 +89,9 @@ class Override(_Strict):
     calendar: str | None = None
     first_response: str | None = None
     resolution: str | None = None
+    next_update: str | None = None
 
-    @field_validator("first_response", "resolution")
+    @field_validator("first_response", "resolution", "next_update")
     @classmethod
     def _d(cls, v: str | None) -> str | None:
         return None if v is None else _duration(v)
@@ -143,6 +150,19 @@ class Policies:
         return Target(name, calendar, seconds(duration, self.calendars[calendar]))
 
 
+    def next_update_target(self, *, priority: str, category: str | None = None,
+                           tier: str | None = None) -> Target | None:
+        """The ``next_update`` target, or None when the policy sets none for this priority."""
+        base = self.spec.priorities[priority]  # type: ignore[index]
+        best = _best_override(self.spec.overrides, priority=priority, category=category, tier=tier)
+        duration = (best.next_update if best else None) or base.next_update
+        if duration is None:
+            return None
+        calendar = (best.calendar if best else None) or base.calendar
+        name = f"{best.name}:{priority}" if best and best.next_update else f"default:{priority}"
+        return Target(name, calendar, seconds(duration, self.calendars[calendar]))
+
+
 def _best_override(overrides: list[Override], **facts: str | None) -> Override | None:
     best, score = None, 0
     for o in overrides:
@@ -160,26 +180,10 @@ def seconds(duration: str, calendar: Calendar) -> float:
 
 
 def build_calendar(name: str, spec: CalendarSpec, default_tz: ZoneInfo) -> Calendar:
-    if spec.hours == "always":
-        return AlwaysOpen(name)
     try:
-        tz = ZoneInfo(spec.timezone) if spec.timezone else default_tz
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PolicyError(f"calendars.{name}.timezone: unknown time zone {spec.timezone!r}") from None
-    assert isinstance(spec.hours, dict)
-    week = {WEEKDAYS.index(day): parse_spans(text) for day, text in spec.hours.items()}
-    kwargs: dict[str, Any] = {}
-    if spec.holidays:
-        try:
-            kwargs["is_holiday"], kwargs["is_makeup"] = country_days(spec.holidays)
-        except ValueError as exc:
-            raise PolicyError(f"calendars.{name}.holidays: {exc}") from None
-    if spec.makeup_hours:
-        kwargs["makeup_spans"] = parse_spans(spec.makeup_hours)
-    try:
-        return WeeklyCalendar(name, tz, week, **kwargs)
+        return calendar_from_table(name, spec.model_dump(), default_tz)
     except ValueError as exc:
-        raise PolicyError(f"calendars.{name}: {exc}") from None
+        raise PolicyError(str(exc)) from None
 
 
 def parse(doc: dict[str, Any], *, tz: ZoneInfo, source: str = "policy") -> Policies:

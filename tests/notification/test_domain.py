@@ -50,7 +50,7 @@ def test_customer_hears_of_creation_on_the_first_reachable_channel():
 
 def test_only_the_first_response_and_visible_notes_reach_the_customer():
     assert plan("ticket.responded", {"first": True}) == [("customer", "sms", "first_response")]
-    assert plan("ticket.responded", {"first": False}) == []
+    assert plan("ticket.responded", {"first": False}) == [("customer", "sms", "reply")]  # every agent reply
     assert plan("ticket.progressed", {"visible_to_customer": False}) == []
     assert plan("ticket.progressed", {"visible_to_customer": True}) == [("customer", "sms", "progress")]
     assert plan("ticket.waiting", {}) == []

@@ -18,6 +18,8 @@ KEYS = {**ROLE_KEYS, "admin": API_KEY}
 @pytest.fixture(scope="package")
 async def services(intake: Running) -> AsyncIterator[dict[str, Running]]:
     from services.notification.app import create_app as notification_app
+    from services.review.app import create_app as review_app
+    from services.review.config import ReviewSettings
     from services.notification.config import NotificationSettings
     from services.routing.app import create_app as routing_app
     from services.sla.app import create_app as sla_app
@@ -27,10 +29,13 @@ async def services(intake: Running) -> AsyncIterator[dict[str, Running]]:
         options = NotificationSettings(intake_url="http://intake")
         return notification_app(settings, options=options, intake_transport=httpx.ASGITransport(app=intake.app))
 
+    def review(settings: Settings):  # noqa: ANN202
+        return review_app(settings, ReviewSettings(snapshot_enabled=False))
+
     running = {"intake": intake}
     async with contextlib.AsyncExitStack() as stack:
         for name, factory in (("routing", routing_app), ("sla", sla_app), ("notification", notification),
-                              ("survey", survey_app)):
+                              ("survey", survey_app), ("review", review)):
             gen = start_service(factory, Settings())
             running[name] = await gen.__anext__()
             stack.push_async_callback(gen.aclose)

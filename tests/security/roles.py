@@ -12,6 +12,7 @@ PUBLIC = None
 READ = {"agent", "analyst"}
 LIFECYCLE = {"agent"}  # supervisor includes agent
 SUPERVISOR = {"supervisor"}
+REVIEW_READ = {"analyst", "supervisor"}
 
 # (service, method, path template) -> roles allowed (admin always is)
 TABLE: dict[tuple[str, str, str], set[str] | None] = {
@@ -31,8 +32,20 @@ TABLE: dict[tuple[str, str, str], set[str] | None] = {
     ("survey", "GET", "/s/{token}"): PUBLIC,
     ("survey", "POST", "/s/{token}"): PUBLIC,
     ("survey", "GET", "/s/{token}/thanks"): PUBLIC,
+    # the customer's progress page (customer): the token is the credential
+    ("intake", "GET", "/t/{token}"): PUBLIC,
+    ("intake", "POST", "/t/{token}/reply"): PUBLIC,
+    ("intake", "POST", "/t/{token}/callback"): PUBLIC,
+    ("intake", "POST", "/t/{token}/confirm"): PUBLIC,
+    # review: reads for analysts and supervisors, improvement actions and the snapshot for supervisors
+    ("review", "GET", "/v1/reviews/actions"): REVIEW_READ,
+    ("review", "POST", "/v1/reviews/actions"): SUPERVISOR,
+    ("review", "PATCH", "/v1/reviews/actions/{action_id}"): SUPERVISOR,
+    ("review", "GET", "/v1/reviews/{period}"): REVIEW_READ,
+    ("review", "GET", "/v1/reviews/{period}/tickets"): REVIEW_READ,
+    ("review", "POST", "/v1/reviews/{period}/snapshot"): SUPERVISOR,
 }
-for _svc in ("intake", "routing", "sla", "notification", "survey"):
+for _svc in ("intake", "routing", "sla", "notification", "survey", "review"):
     TABLE[(_svc, "GET", "/healthz")] = PUBLIC
     TABLE[(_svc, "GET", "/metrics")] = PUBLIC
 

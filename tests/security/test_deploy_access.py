@@ -74,6 +74,7 @@ def test_k8s_secrets_jobs_policies_and_the_public_ingress(manifests: list[dict[s
     assert {"helpdesk-default-deny-ingress", "helpdesk-intake-from-notification"} <= policies
     [ingress] = [d for d in manifests if d["kind"] == "Ingress"]
     paths = [p for r in ingress["spec"]["rules"] for p in r["http"]["paths"]]
-    assert [(p["path"], p["backend"]["service"]["name"]) for p in paths] == [("/s/", "helpdesk-survey")]
+    assert [(p["path"], p["backend"]["service"]["name"]) for p in paths] == [("/s/", "helpdesk-survey"),
+                                                                            ("/t/", "helpdesk-intake")]
     config = next(d for d in manifests if d["kind"] == "ConfigMap")["data"]
     assert config["HELPDESK_ENV"] == "production" and config["HELPDESK_DOCS"] == "false"

@@ -53,6 +53,17 @@ def request_for(key: tuple[str, str, str], ticket_no: str) -> tuple[str, dict[st
         ("survey", "GET", "/s/{token}"): ("/s/" + "x" * 32, {}, 404),
         ("survey", "POST", "/s/{token}"): ("/s/" + "x" * 32, {"json": {}}, 404),
         ("survey", "GET", "/s/{token}/thanks"): ("/s/" + "x" * 32 + "/thanks", {}, 303),
+        ("intake", "GET", "/t/{token}"): ("/t/" + "x" * 32, {}, 404),
+        ("intake", "POST", "/t/{token}/reply"): ("/t/" + "x" * 32 + "/reply", {"json": {"text": "还没修好"}}, 404),
+        ("intake", "POST", "/t/{token}/callback"): ("/t/" + "x" * 32 + "/callback", {"json": {}}, 404),
+        ("intake", "POST", "/t/{token}/confirm"): ("/t/" + "x" * 32 + "/confirm", {"json": {"solved": "yes"}}, 404),
+        ("review", "GET", "/v1/reviews/actions"): ("/v1/reviews/actions", {}, 200),
+        ("review", "POST", "/v1/reviews/actions"): ("/v1/reviews/actions", {"json": {}}, 422),
+        ("review", "PATCH", "/v1/reviews/actions/{action_id}"):
+            (f"/v1/reviews/actions/{uuid.UUID(int=1)}", {"json": {"owner": "王经理"}}, 404),
+        ("review", "GET", "/v1/reviews/{period}"): ("/v1/reviews/2026-01", {}, 200),
+        ("review", "GET", "/v1/reviews/{period}/tickets"): ("/v1/reviews/2026-01/tickets", {}, 200),
+        ("review", "POST", "/v1/reviews/{period}/snapshot"): ("/v1/reviews/2999-01/snapshot", {}, 422),
         ("*", "GET", "/healthz"): ("/healthz", {}, 200),
         ("*", "GET", "/metrics"): ("/metrics", {}, 200),
     }

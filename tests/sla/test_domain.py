@@ -192,7 +192,9 @@ def test_first_response_observed_in_wall_seconds():
                 {"actor": "a", "at": (T0 + m(30)).isoformat(), "first": True}, T0 + m(30))
     [(metric, value, labels)] = out.observations
     assert (metric, value, labels) == ("first_response", 1800, {"priority": "P3", "channel": "phone"})
-    assert [e.type for _, e in out.announcements] == ["sla.met"]
+    # the first reply also starts the regular-update clock (issue #15)
+    assert [(e.type, c.metric) for c, e in out.announcements] == [("sla.met", "first_response"),
+                                                                 ("sla.started", "next_update")]
 
 
 def test_negative_survey_callback_stopped_by_progress():

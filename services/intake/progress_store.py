@@ -1,0 +1,43 @@
+"""SQL of the customer's progress links (``intake.progress_links``). Kept apart from ``store.py`` so
+the page can grow without touching the tickets' statements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+S = "intake"
+
+
+async def link(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM {S}.progress_links WHERE ticket_no = $1{lock}", ticket_no)
+
+
+async def add_link(conn: asyncpg.Connection, *, ticket_no: str, salt: bytes, token_hash: bytes) -> asyncpg.Record:
+    """The ticket's link (a concurrent caller's row when it made one first)."""
+    await conn.execute(
+        f"INSERT INTO {S}.progress_links (ticket_no, salt, token_hash) VALUES ($1, $2, $3)"
+        " ON CONFLICT (ticket_no) DO NOTHING",
+        ticket_no, salt, token_hash,
+    )
+    return await link(conn, ticket_no=ticket_no)
+
+
+async def ticket_of(conn: asyncpg.Connection, *, token_hash: bytes) -> str | None:
+    return await conn.fetchval(f"SELECT ticket_no FROM {S}.progress_links WHERE token_hash = $1", token_hash)
+
+
+async def save_window(conn: asyncpg.Connection, *, ticket_no: str, start: datetime | None, writes: int) -> None:
+    await conn.execute(
+        f"UPDATE {S}.progress_links SET window_start = $2, writes = $3 WHERE ticket_no = $1", ticket_no, start, writes)
+
+
+async def mark_callback(conn: asyncpg.Connection, *, ticket_no: str, at: datetime) -> None:
+    await conn.execute(f"UPDATE {S}.progress_links SET last_callback_at = $2 WHERE ticket_no = $1", ticket_no, at)
+
+
+async def mark_confirmed(conn: asyncpg.Connection, *, ticket_no: str, resolved_at: datetime) -> None:
+    await conn.execute(
+        f"UPDATE {S}.progress_links SET confirmed_resolved_at = $2 WHERE ticket_no = $1", ticket_no, resolved_at)

@@ -1,0 +1,164 @@
+"""Review's use cases for reports: the figures of a period (live, or its frozen snapshot)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from services.review import figures, periods, store
+from services.review.definitions import DEFINITIONS
+from services.review.periods import Period
+from shared.errors import DomainError
+
+
+async def _stats(conn: asyncpg.Connection, period: Period, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+    end = period.end(tz)
+    return await store.period_stats(conn, start=period.start(tz), end=end, backlog_at=min(end, now))
+
+
+def _trend_point(month: str, t: dict[str, int] | None) -> dict[str, Any]:
+    t = t or {}
+    g = lambda k: t.get(k, 0)  # noqa: E731
+    return {"period": month, "tickets": g("tickets"),
+            "first_response_avg_s": figures.out(figures.mean_s(g("fr_sum"), g("fr_n"))),
+            "resolution_avg_s": figures.out(figures.mean_s(g("res_sum"), g("res_n"))),
+            "fcr_rate": figures.out(figures.share(g("fcr"), g("resolved"))),
+            "csat": figures.out(figures.share(g("satisfied"), g("answered"))),
+            "first_response_compliance_overall": figures.out(figures.share(g("fr_met"), g("fr_sla_n")))}
+
+
+async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The review of ``period`` computed now from the facts (the contract's shape, plus extras)."""
+    prev = period.previous()
+    months = periods.trend_months(period)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cur_s, prev_s = await _stats(conn, period, tz, now), await _stats(conn, prev, tz, now)
+        trend = await store.trend(conn, start=months[0].start(tz), end=months[-1].end(tz), tz=tz.key)
+        actions = await store.actions_for_period(conn, period=period.name)
+        following = period.following()
+        next_values = (figures.values(await _stats(conn, following, tz, now))
+                       if following.start(tz) <= now and actions else None)
+    cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)
+    return {
+        "period": period.name, "previous_period": prev.name, "tz": tz.key, "kind": period.kind,
+        "start": period.start(tz).isoformat(), "end": period.end(tz).isoformat(),
+        "complete": period.end(tz) <= now, "computed_at": now.isoformat(), "source": "live",
+        "metrics": figures.combine(cur_v, prev_v),
+        "breakdowns": figures.combine(figures.breakdown(cur_s["groups"]), figures.breakdown(prev_s["groups"])),
+        "complaint_analysis": figures.complaint_analysis(cur_s["complaint_groups"], cur_s["complaints"]),
+        "top_categories": figures.top_categories(cur_s["top"], cur_s["tickets"]),
+        "trend": [_trend_point(m.name, trend.get(m.name)) for m in months],
+        "actions": [_action_view(a, next_values, following.name, now) for a in actions],
+        "definitions": DEFINITIONS,
+    }
+
+
+def _lookup(values: dict[str, Any] | None, metric: str) -> Any:
+    node: Any = values
+    for part in metric.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return None if isinstance(node, dict) else figures.out(node)
+
+
+def _action_view(a: dict[str, Any], next_values: dict[str, Any] | None, following: str, now: datetime
+                 ) -> dict[str, Any]:
+    """An action beside its metric: overdue when past its deadline and not done; the following period's
+    value against its target (null until that period has begun)."""
+    view = {**a, "overdue": a["status"] not in ("done", "cancelled") and a["deadline"] < now.date()}
+    view["deadline"] = a["deadline"].isoformat()
+    view["following_period"] = following
+    view["following_value"] = _lookup(next_values, a["metric"]) if next_values else None
+    return view
+
+
+async def review(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetime, recompute: bool = False
+                 ) -> dict[str, Any]:
+    """The published snapshot when the period has one (with the live differences on ``recompute``),
+    else the live review. A published review never silently changes."""
+    async with pool.acquire() as conn:
+        snap = await store.get_snapshot(conn, period=period.name)
+    if snap is None:
+        return await live(pool, period, tz=tz, now=now)
+    body = {**snap["body"], "source": "snapshot", "frozen_at": snap["frozen_at"].isoformat()}
+    if recompute:
+        fresh = await live(pool, period, tz=tz, now=now)
+        body["differences"] = differences(snap["body"]["metrics"], fresh["metrics"])
+    return body
+
+
+def differences(frozen: dict[str, Any], fresh: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+    """Every figure whose value changed since the snapshot: ``{metric, published, now}``."""
+    out = []
+    for key in sorted(set(frozen) | set(fresh)):
+        a, b = frozen.get(key) or {}, fresh.get(key) or {}
+        name = f"{prefix}{key}"
+        if "value" in a or "value" in b:
+            if a.get("value") != b.get("value"):
+                out.append({"metric": name, "published": a.get("value"), "now": b.get("value")})
+        else:
+            out.extend(differences(a, b, f"{name}."))
+    return out
+
+
+def headline(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body["metrics"][k] for k in figures.HEADLINE_KEYS if k in body["metrics"]}
+
+
+_DIM_COLUMNS = {"channel": "channel", "category": "category", "priority": "priority", "department": "department",
+                "agent": "agent"}
+
+
+def _base(name: str) -> str:
+    for suffix in ("_avg_s", "_median_s", "_p90_s"):
+        if name.endswith(suffix) and name[: -len(suffix)] in store.POPULATIONS:
+            return name[: -len(suffix)]
+    return name
+
+
+def _group_value(label: str) -> str | None:
+    return None if label == "unknown" else label
+
+
+def resolve_metric(metric: str) -> tuple[str, tuple[str, str | None] | None]:
+    """``metric`` (as on the page's links) -> (population key, optional (column, value)); 422 if unknown."""
+    parts = metric.split(".")
+    group = None
+    if parts[0] == "categories" and len(parts) == 2:
+        return "tickets", ("category", _group_value(parts[1]))
+    if parts[0] == "breakdowns" and len(parts) in (3, 4) and parts[1] in _DIM_COLUMNS:
+        group = (_DIM_COLUMNS[parts[1]], _group_value(parts[2]))
+        parts = [parts[3] if len(parts) == 4 else "tickets"]
+    elif parts[0] in ("first_response_compliance", "resolution_compliance") and len(parts) == 2:
+        group = ("priority", _group_value(parts[1]))
+        parts = parts[:1]
+    base = _base(parts[0]) if len(parts) == 1 else None
+    if base is None or (base not in store.POPULATIONS and base != "backlog_end"):
+        raise DomainError("metric", f"{metric!r} is not a figure of the review (see the definitions)")
+    return base, group
+
+
+async def tickets(pool: asyncpg.Pool, period: Period, *, metric: str, tz: ZoneInfo, now: datetime, limit: int
+                  ) -> dict[str, Any]:
+    """The tickets behind one figure: who is measured (the denominator) and who counts (the numerator)."""
+    base, group = resolve_metric(metric)
+    async with pool.acquire() as conn:
+        if base == "backlog_end":
+            n, rows = await store.backlog_tickets(conn, at=min(period.end(tz), now), limit=limit)
+            k = n
+        else:
+            population, counts, value = store.POPULATIONS[base]
+            n, k, rows = await store.tickets_behind(conn, start=period.start(tz), end=period.end(tz),
+                                                    population=population, counts=counts, value=value,
+                                                    group=group, limit=limit)
+    for r in rows:
+        r["received_at"] = r["received_at"].isoformat()
+        if base.startswith(("first_response", "resolution")) and r["value"] is not None \
+                and not base.endswith(("compliance", "compliance_overall")):
+            r["value"] = figures.out(figures.seconds_from_us(r["value"]))
+    return {"period": period.name, "metric": metric, "measured": n, "counted": k, "truncated": n > len(rows),
+            "tickets": rows}

@@ -1,0 +1,318 @@
+"""Review's SQL for the facts — the only module (with ``report_sql``) that talks to the ``review`` schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+S = "review"
+CONSUMER = "review.events"
+COLUMNS = (
+    "received_at", "channel", "customer_key", "complaint", "complaint_type", "category", "sub_item", "cause",
+    "responsibility", "priority", "department", "complaint_department", "assignee", "agent", "first_response_at",
+    "first_resolved_at", "final_resolved_at", "closed_at", "first_outcome", "first_contact", "reopen_count",
+    "escalations", "fr_us", "res_us", "fr_bus_us", "res_bus_us", "fr_sla", "res_sla", "fr_sla_business_s",
+    "res_sla_business_s", "sla_calendar", "surveys_sent", "surveys_answered", "surveys_satisfied", "resolved_ats",
+    "reopened_ats",
+)
+
+
+async def claim_ids(conn: asyncpg.Connection, *, ids: list[str]) -> set[str]:
+    """The event ids not processed before (inbox rows written in the caller's transaction)."""
+    rows = await conn.fetch(
+        f"INSERT INTO {S}.inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
+        " ON CONFLICT DO NOTHING RETURNING message_id", CONSUMER, ids)
+    return {r["message_id"] for r in rows}
+
+
+async def claim_seqs(conn: asyncpg.Connection, *, keys: list[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
+    """The (ticket, publisher, seq) triples not applied before: a copy of an event under another id
+    (a publisher's retry) changes nothing."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        f"INSERT INTO {S}.applied (ticket_no, source, seq)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING"
+        " RETURNING ticket_no, source, seq",
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+    return {(r["ticket_no"], r["source"], r["seq"]) for r in rows}
+
+
+async def lock_facts(conn: asyncpg.Connection, *, tickets: list[str]) -> dict[str, dict[str, Any]]:
+    """Each ticket's state, its row locked until commit (a stub is made for a ticket not seen yet)."""
+    await conn.execute(
+        f"INSERT INTO {S}.facts (ticket_no) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", tickets)
+    rows = await conn.fetch(
+        f"SELECT ticket_no, state FROM {S}.facts WHERE ticket_no = ANY($1::text[]) ORDER BY ticket_no FOR UPDATE",
+        tickets)
+    return {r["ticket_no"]: orjson.loads(r["state"]) for r in rows}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+async def save_facts(conn: asyncpg.Connection, *, rows: list[dict[str, Any]]) -> None:
+    """Write each ``{"ticket_no", "state", <columns>}`` (one statement for the lot)."""
+    payload = orjson.dumps([{k: _json(v) for k, v in r.items()} for r in rows]).decode()
+    sets = ", ".join(f"{c} = x.{c}" for c in (*COLUMNS, "state"))
+    await conn.execute(
+        f"UPDATE {S}.facts f SET {sets}, updated_at = now()"
+        f" FROM jsonb_populate_recordset(NULL::{S}.facts, $1::jsonb) x WHERE f.ticket_no = x.ticket_no",
+        payload)
+
+
+async def reset(conn: asyncpg.Connection) -> int:
+    """Empty the facts and both idempotency records (for a rebuild); returns how many facts were dropped."""
+    n = await conn.fetchval(f"SELECT count(*) FROM {S}.facts")
+    await conn.execute(f"TRUNCATE {S}.facts, {S}.applied")
+    await conn.execute(f"DELETE FROM {S}.inbox WHERE consumer = $1", CONSUMER)
+    return n
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    row = await conn.fetchrow(
+        f"SELECT (SELECT count(*) FROM {S}.facts) AS facts,"
+        f" (SELECT count(*) FROM {S}.facts WHERE received_at IS NULL) AS partial,"
+        f" (SELECT count(*) FROM {S}.applied) AS applied")
+    return dict(row)
+
+
+# ---- the figures' statistics for one period [start, end) -------------------------------------------
+
+_IN = "received_at >= $1 AND received_at < $2"
+
+
+def _dur(col: str) -> str:
+    return (f"count({col}) AS {col}_n, sum({col}) AS {col}_sum,"
+            f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {col}) AS {col}_median,"
+            f" percentile_disc(0.9) WITHIN GROUP (ORDER BY {col}) AS {col}_p90")
+
+
+_MAIN = f"""
+SELECT count(*) AS tickets, {_dur('fr_us')}, {_dur('res_us')}, {_dur('fr_bus_us')}, {_dur('res_bus_us')},
+       count(first_resolved_at) AS resolved,
+       count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
+       count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND reopen_count > 0) AS reopened,
+       coalesce(sum(surveys_sent), 0) AS sent, coalesce(sum(surveys_answered), 0) AS answered,
+       coalesce(sum(surveys_satisfied), 0) AS satisfied,
+       count(*) FILTER (WHERE escalations > 0) AS escalated, count(*) FILTER (WHERE complaint) AS complaints
+FROM {S}.facts WHERE {_IN}"""
+
+DIMENSIONS = ("channel", "category", "priority", "department", "agent")
+_GROUPS = f"""
+SELECT GROUPING(channel, category, priority, department, agent) AS g, channel, category, priority, department, agent,
+       count(*) AS tickets, count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n,
+       coalesce(sum(res_us), 0) AS res_sum, count(first_resolved_at) AS resolved,
+       count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
+       count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n,
+       count(*) FILTER (WHERE res_sla = 'met') AS res_met, count(res_sla) AS res_sla_n
+FROM {S}.facts WHERE {_IN}
+GROUP BY GROUPING SETS ((channel), (category), (priority), (department), (agent))"""
+
+_TOP = f"SELECT category, sub_item, count(*) AS n FROM {S}.facts WHERE {_IN} GROUP BY category, sub_item"
+
+_COMPLAINTS = f"""
+SELECT GROUPING(complaint_type, responsibility, complaint_department) AS g, complaint_type, responsibility,
+       complaint_department, count(*) AS n
+FROM {S}.facts WHERE {_IN} AND complaint
+GROUP BY GROUPING SETS ((complaint_type), (responsibility), (complaint_department))"""
+
+REPEAT_WINDOW = "interval '720 hours'"  # 30 days of 24 h
+_REPEATS = f"""
+SELECT count(*) FROM {S}.facts c
+WHERE c.complaint AND c.received_at >= $1 AND c.received_at < $2 AND c.customer_key IS NOT NULL
+  AND EXISTS (SELECT 1 FROM {S}.facts o WHERE o.complaint AND o.customer_key = c.customer_key
+              AND o.ticket_no <> c.ticket_no AND o.received_at >= c.received_at - {REPEAT_WINDOW}
+              AND o.received_at < c.received_at)"""
+
+# Open at E: received before E, not closed before E, and not resolved at E (no resolution before E,
+# or a reopen after the last one).
+_OPEN_AT = """f.received_at < $1 AND (f.closed_at IS NULL OR f.closed_at >= $1)
+  AND NOT coalesce((SELECT max(x) FROM unnest(f.resolved_ats) x WHERE x < $1)
+                   > coalesce((SELECT max(y) FROM unnest(f.reopened_ats) y WHERE y < $1), '-infinity'), false)"""
+_BACKLOG = f"SELECT count(*) FROM {S}.facts f WHERE {_OPEN_AT}"
+
+_TREND = f"""
+SELECT to_char(received_at AT TIME ZONE $3, 'YYYY-MM') AS month, count(*) AS tickets,
+       count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n, coalesce(sum(res_us), 0) AS res_sum,
+       count(first_resolved_at) AS resolved, count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
+       coalesce(sum(surveys_answered), 0) AS answered, coalesce(sum(surveys_satisfied), 0) AS satisfied,
+       count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n
+FROM {S}.facts WHERE {_IN} GROUP BY 1 ORDER BY 1"""
+
+
+def _d(row: asyncpg.Record, col: str) -> dict[str, Any]:
+    med = row[f"{col}_median"]
+    return {"n": row[f"{col}_n"], "sum_us": None if row[f"{col}_sum"] is None else int(row[f"{col}_sum"]),
+            "median_us": med, "p90_us": row[f"{col}_p90"]}
+
+
+def _label(value: Any) -> str:
+    return "unknown" if value is None else str(value)
+
+
+async def period_stats(conn: asyncpg.Connection, *, start: datetime, end: datetime, backlog_at: datetime
+                       ) -> dict[str, Any]:
+    """Exact sufficient statistics of the tickets received in ``[start, end)`` (see ``figures``)."""
+    main = await conn.fetchrow(_MAIN, start, end)
+    stats: dict[str, Any] = {k: int(main[k]) for k in ("tickets", "resolved", "fcr", "reopened", "sent", "answered",
+                                                        "satisfied", "escalated", "complaints")}
+    stats.update({"fr": _d(main, "fr_us"), "res": _d(main, "res_us"), "fr_bus": _d(main, "fr_bus_us"),
+                  "res_bus": _d(main, "res_bus_us")})
+    groups: dict[str, dict[str, dict[str, int]]] = {d: {} for d in DIMENSIONS}
+    per_priority: dict[str, dict[str, int]] = {}
+    for r in await conn.fetch(_GROUPS, start, end):
+        dim = DIMENSIONS[[i for i in range(5) if not (r["g"] >> (4 - i)) & 1][0]]
+        cell = {k: int(r[k]) for k in ("tickets", "fr_n", "fr_sum", "res_n", "res_sum", "resolved", "fcr")}
+        groups[dim][_label(r[dim])] = cell
+        if dim == "priority" and r["priority"]:
+            per_priority[r["priority"]] = {"fr_met": r["fr_met"], "fr_n": r["fr_sla_n"], "res_met": r["res_met"],
+                                           "res_n": r["res_sla_n"]}
+    stats["groups"], stats["per_priority"] = groups, per_priority
+    stats["categories"] = {k: v["tickets"] for k, v in groups["category"].items()}
+    top: dict[str, dict[str, Any]] = {}
+    for r in await conn.fetch(_TOP, start, end):
+        t = top.setdefault(_label(r["category"]), {"n": 0, "sub_items": {}})
+        t["n"] += r["n"]
+        if r["sub_item"] is not None:
+            t["sub_items"][r["sub_item"]] = r["n"]
+    stats["top"] = top
+    complaints: dict[str, dict[str, int]] = {"type": {}, "responsibility": {}, "department": {}}
+    for r in await conn.fetch(_COMPLAINTS, start, end):
+        dim, col = {3: ("type", "complaint_type"), 5: ("responsibility", "responsibility"),
+                    6: ("department", "complaint_department")}[r["g"]]
+        complaints[dim][_label(r[col])] = r["n"]
+    stats["complaint_groups"] = complaints
+    stats["repeats"] = await conn.fetchval(_REPEATS, start, end)
+    stats["backlog"] = await conn.fetchval(_BACKLOG, backlog_at)
+    return stats
+
+
+async def trend(conn: asyncpg.Connection, *, start: datetime, end: datetime, tz: str) -> dict[str, dict[str, int]]:
+    return {r["month"]: {k: int(v) for k, v in dict(r).items() if k != "month"}
+            for r in await conn.fetch(_TREND, start, end, tz)}
+
+
+# ---- snapshots and improvement actions -------------------------------------------------------------
+
+
+async def get_snapshot(conn: asyncpg.Connection, *, period: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT period, frozen_at, body FROM {S}.snapshots WHERE period = $1", period)
+    return None if row is None else {"period": row["period"], "frozen_at": row["frozen_at"],
+                                     "body": orjson.loads(row["body"])}
+
+
+async def save_snapshot(conn: asyncpg.Connection, *, period: str, body: dict[str, Any], frozen_at: datetime) -> bool:
+    """Freeze ``period`` once; False when it was frozen already (another replica, or a rerun)."""
+    row = await conn.fetchval(
+        f"INSERT INTO {S}.snapshots (period, frozen_at, body) VALUES ($1, $2, $3::jsonb)"
+        " ON CONFLICT DO NOTHING RETURNING 1", period, frozen_at, orjson.dumps(body).decode())
+    return row is not None
+
+
+_ACTION_COLS = "id, period, finding, metric, measure, owner, deadline, status, target_value, created_by, " \
+               "created_at, updated_at"
+
+
+def _action(row: asyncpg.Record) -> dict[str, Any]:
+    a = dict(row)
+    a["id"] = str(a["id"])
+    a["created_at"], a["updated_at"] = a["created_at"].isoformat(), a["updated_at"].isoformat()
+    return a
+
+
+async def actions_for_period(conn: asyncpg.Connection, *, period: str | None) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_ACTION_COLS} FROM {S}.actions WHERE $1::text IS NULL OR period = $1 ORDER BY deadline, created_at",
+        period)
+    return [_action(r) for r in rows]
+
+
+async def insert_action(conn: asyncpg.Connection, *, fields: dict[str, Any]) -> dict[str, Any]:
+    cols = list(fields)
+    row = await conn.fetchrow(
+        f"INSERT INTO {S}.actions ({', '.join(cols)}) VALUES ({', '.join(f'${i}' for i in range(1, len(cols) + 1))})"
+        f" RETURNING {_ACTION_COLS}", *fields.values())
+    return _action(row)
+
+
+async def update_action(conn: asyncpg.Connection, *, action_id: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+    cols = list(fields)
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE {S}.actions SET {sets}, updated_at = now() WHERE id = $1 RETURNING {_ACTION_COLS}",
+        action_id, *fields.values())
+    return None if row is None else _action(row)
+
+
+async def add_outbox(conn: asyncpg.Connection, *, event: Any) -> None:
+    """Stage an event that is about no ticket (``review.published``) for the outbox relay."""
+    await conn.execute(
+        f"INSERT INTO {S}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, NULL, $3)",
+        event.id, event.type, event.to_bytes())
+
+
+async def has_snapshot(conn: asyncpg.Connection, *, period: str) -> bool:
+    return bool(await conn.fetchval(f"SELECT 1 FROM {S}.snapshots WHERE period = $1", period))
+
+
+# ---- the tickets behind a figure -----------------------------------------------------------------
+
+_REPEAT_EXPR = (f"(complaint AND customer_key IS NOT NULL AND EXISTS (SELECT 1 FROM {S}.facts o WHERE o.complaint"
+                f" AND o.customer_key = f.customer_key AND o.ticket_no <> f.ticket_no"
+                f" AND o.received_at >= f.received_at - {REPEAT_WINDOW} AND o.received_at < f.received_at))")
+# metric -> (who is measured, who counts, the value shown)
+POPULATIONS: dict[str, tuple[str, str, str]] = {
+    "tickets": ("TRUE", "TRUE", "NULL"),
+    "first_response": ("fr_us IS NOT NULL", "TRUE", "fr_us"),
+    "resolution": ("res_us IS NOT NULL", "TRUE", "res_us"),
+    "first_response_business": ("fr_bus_us IS NOT NULL", "TRUE", "fr_bus_us"),
+    "resolution_business": ("res_bus_us IS NOT NULL", "TRUE", "res_bus_us"),
+    "fcr_rate": ("first_resolved_at IS NOT NULL", "coalesce(first_contact, false)", "NULL"),
+    "csat": ("surveys_answered > 0", "surveys_satisfied > 0", "surveys_satisfied"),
+    "survey_response_rate": ("surveys_sent > 0", "surveys_answered > 0", "surveys_answered"),
+    "reopen_rate": ("first_resolved_at IS NOT NULL", "reopen_count > 0", "reopen_count"),
+    "repeat_complaint_rate": ("complaint", _REPEAT_EXPR, "NULL"),
+    "escalation_rate": ("TRUE", "escalations > 0", "escalations"),
+    "first_response_compliance": ("fr_sla IS NOT NULL", "fr_sla = 'met'", "NULL"),
+    "first_response_compliance_overall": ("fr_sla IS NOT NULL", "fr_sla = 'met'", "NULL"),
+    "resolution_compliance": ("res_sla IS NOT NULL", "res_sla = 'met'", "NULL"),
+    "resolved": ("first_resolved_at IS NOT NULL", "TRUE", "NULL"),
+    "complaints": ("complaint", "TRUE", "NULL"),
+    "surveys_sent": ("surveys_sent > 0", "TRUE", "surveys_sent"),
+    "surveys_answered": ("surveys_answered > 0", "TRUE", "surveys_answered"),
+}
+
+
+async def tickets_behind(conn: asyncpg.Connection, *, start: datetime, end: datetime, population: str,
+                         counts: str, value: str, group: tuple[str, str | None] | None, limit: int
+                         ) -> tuple[int, int, list[dict[str, Any]]]:
+    """(measured, counted, first ``limit`` rows) for a figure; ``group`` narrows to one column's value."""
+    where, args = f"f.{_IN} AND ({population})", [start, end]
+    if group is not None:
+        col, val = group
+        where += f" AND f.{col} IS NULL" if val is None else f" AND f.{col} = $3"
+        if val is not None:
+            args.append(val)
+    row = await conn.fetchrow(f"SELECT count(*) AS n, count(*) FILTER (WHERE {counts}) AS k FROM {S}.facts f"
+                              f" WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT ticket_no, received_at, channel, category, priority, department, agent, ({counts}) AS counts,"
+        f" {value} AS value FROM {S}.facts f WHERE {where} ORDER BY received_at, ticket_no LIMIT {int(limit)}", *args)
+    return row["n"], row["k"], [dict(r) for r in rows]
+
+
+async def backlog_tickets(conn: asyncpg.Connection, *, at: datetime, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    n = await conn.fetchval(_BACKLOG, at)
+    rows = await conn.fetch(
+        f"SELECT ticket_no, received_at, channel, category, priority, department, agent, true AS counts,"
+        f" NULL AS value FROM {S}.facts f WHERE {_OPEN_AT} ORDER BY received_at, ticket_no LIMIT {int(limit)}", at)
+    return n, [dict(r) for r in rows]

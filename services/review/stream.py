@@ -1,0 +1,116 @@
+"""Replaying the event log (the ``helpdesk.events.log`` stream) from its first offset into the facts.
+
+The end: before reading, a marker (a CloudEvent of type ``review.replay_marker``, about no ticket) is
+published straight to the stream; the replay stops when it reads its own marker, so it has read every
+event the stream held when the rebuild began — events that arrive meanwhile are folded by the live
+consumer as usual (both sides are idempotent, so the overlap changes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aio_pika
+import asyncpg
+
+from services.review import usecases
+from services.review.domain import BusinessTime
+from shared import trust
+from shared.envelope import CONTENT_TYPE, CloudEvent
+from shared.errors import DomainError
+from shared.settings import Settings
+from shared.topology import EVENT_LOG, EVENTS
+
+log = logging.getLogger(__name__)
+MARKER = "review.replay_marker"
+
+
+@dataclass
+class ReplayStats:
+    read: int = 0
+    applied: int = 0
+    skipped: int = 0  # about no ticket, or unreadable (those were dead-lettered when they arrived live)
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds else 0.0
+
+
+async def _declare(channel: aio_pika.abc.AbstractChannel, settings: Settings) -> aio_pika.abc.AbstractQueue:
+    queue = await channel.declare_queue(EVENT_LOG, durable=True, arguments={
+        "x-queue-type": "stream", "x-max-age": settings.event_log_max_age,
+        "x-max-length-bytes": settings.event_log_max_bytes, "x-stream-max-segment-size-bytes": 100 * 1024**2})
+    exchange = await channel.declare_exchange(EVENTS.name, aio_pika.ExchangeType.TOPIC, durable=True)
+    await queue.bind(exchange, routing_key="#")
+    return queue
+
+
+async def _mark(channel: aio_pika.abc.AbstractChannel) -> str:
+    marker = CloudEvent(id=str(uuid.uuid4()), source="/helpdesk/review", type=MARKER, time=datetime.now(UTC),
+                        data={"purpose": "rebuild"})
+    await channel.default_exchange.publish(
+        aio_pika.Message(marker.to_bytes(), message_id=marker.id, content_type=CONTENT_TYPE,
+                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=EVENT_LOG)  # no user_id check
+    return marker.id
+
+
+def _read(body: bytes, stats: ReplayStats) -> usecases.Incoming | CloudEvent | None:
+    try:
+        event = CloudEvent.from_bytes(body)
+        if event.type == MARKER:
+            return event
+        return usecases.understand(event)
+    except (DomainError, ValueError) as exc:
+        if len(stats.errors) < 20:
+            stats.errors.append(str(exc)[:200])
+        return None
+
+
+async def replay(settings: Settings, pool: asyncpg.Pool, business: BusinessTime | None, *, batch: int = 1000
+                 ) -> ReplayStats:
+    """Fold every event of the stream, from its first offset up to a marker published now."""
+    stats = ReplayStats()
+    started = time.perf_counter()
+    policy = trust.Trust(trust.users_for(settings), publisher=trust.url_user(settings.amqp_url))
+    conn = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=batch * 2)
+        queue = await _declare(channel, settings)
+        marker = await _mark(channel)
+        pending: list[usecases.Incoming] = []
+        async with queue.iterator(arguments={"x-stream-offset": "first"}) as messages:
+            async for msg in messages:
+                stats.read += 1
+                # access: only what the source's own broker user published (shared.trust), as live
+                refused = policy.refusal(EVENTS.name, msg.routing_key or "", msg.user_id, msg.body)
+                item = None if refused and msg.message_id != marker else _read(msg.body, stats)
+                done = isinstance(item, CloudEvent) and item.id == marker
+                if isinstance(item, usecases.Incoming):
+                    pending.append(item)
+                elif not isinstance(item, CloudEvent) or item.type != MARKER:
+                    stats.skipped += 1
+                if len(pending) >= batch or done:
+                    stats.applied += await _apply(pool, pending, business)
+                    pending = []
+                    await msg.ack(multiple=True)
+                if done:
+                    stats.read -= 1  # the marker is not an event
+                    break
+    finally:
+        await conn.close()
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+async def _apply(pool: asyncpg.Pool, events: list[usecases.Incoming], business: BusinessTime | None) -> int:
+    if not events:
+        return 0
+    async with pool.acquire() as conn, conn.transaction():
+        return await usecases.apply_events(conn, events, business)
