@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from services.routing.usecases import roster
 from services.routing.config import AgentSpec, RuleSet
@@ -39,8 +39,8 @@ class AgentPatch(BaseModel):
         {"required": ["available"], "properties": {"available": {"type": "boolean"}}},
         {"required": ["capacity"], "properties": {"capacity": {"type": "integer"}}},
     ]})
-    available: bool | None = None
-    capacity: int | None = Field(None, ge=0, le=1000)
+    available: StrictBool | None = None  # strict: 0 is not false, false is not a capacity
+    capacity: StrictInt | None = Field(None, ge=0, le=1000)
 
 
 @router.get("/roster", summary="Departments (with queue lengths) and agents (capacity, availability, load)")

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.events import CATEGORIES, Category
@@ -183,8 +183,8 @@ class AgentSpec(Strict):
     id: str = Name
     name: str | None = Field(None, max_length=100)
     department: str = Field(min_length=1, max_length=100)
-    capacity: int = Field(ge=0, le=1000)
-    available: bool = True
+    capacity: StrictInt = Field(ge=0, le=1000)  # strict: false/true are not 0/1, "3" is not 3
+    available: StrictBool = True
     lead: str | None = Field(None, max_length=100)
 
 
