@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 VHOST = "helpdesk"
-CONTRACT = r"helpdesk\.(intake|commands|events|dlx|dead-letters)"
+CONTRACT = r"helpdesk\.(intake|commands|events|events\.log|dlx|dead-letters)"  # events.log: the event stream
 CHANNELS = ("phone", "chat", "email", "app", "wechat", "web", "onsite")
 # Routing keys each service publishes on helpdesk.events.
 EVENT_KEYS = {
@@ -37,7 +37,7 @@ EVENT_KEYS = {
     "review": r"^review\..+$",
 }
 # Exchanges each service binds its queues to (and so reads).
-READS = {"intake": "intake|commands|events|dlx"}
+READS = {"intake": "intake|commands|events|dlx", "review": r"events|events\.log|dlx"}  # review replays the stream
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def service_user(service: str) -> BrokerUser:
     return BrokerUser(
         f"helpdesk-{service}",
         configure=rf"^({CONTRACT}|{own})$",
-        write=rf"^(helpdesk\.(events|dlx|dead-letters)|{own})$",
+        write=rf"^(helpdesk\.(events|events\.log|dlx|dead-letters)|{own})$",
         read=rf"^(helpdesk\.({reads})|{own})$",
         topics={"helpdesk.events": (EVENT_KEYS[service], ".*")},
         trust=service,

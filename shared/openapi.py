@@ -25,7 +25,8 @@ ERROR_BODY = {
 }
 DESCRIPTIONS = {
     400: "Unreadable request", 401: "No or an unknown X-API-Key", 403: "The key's roles do not allow this",
-    404: "Not found (the field says what)", 405: "Method not allowed (see Allow)", 409: "Conflicts with the current state",
+    404: "Not found (the field says what)", 405: "Method not allowed (see Allow)",
+    409: "Conflicts with the current state",
     410: "Gone", 413: "Body larger than HELPDESK_MAX_BODY_BYTES", 415: "Unsupported content type",
     422: "Invalid input: each error names the field", 429: "Too many requests for this key",
     503: "A dependency (broker or database) is unreachable",

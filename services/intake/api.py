@@ -14,7 +14,7 @@ from services.intake import progress, usecases
 from shared.auth import Principal, command_roles, ensure, principal, require
 from shared.errors import NotFound
 from shared.http import error_body
-from shared.openapi import allowed_methods, errors, model_schema
+from shared.openapi import REF, allowed_methods, errors, model_schema
 from shared.messages import COMMANDS, TICKET_NO_PATTERN, IntakeTicket
 from shared.runtime import Runtime
 
@@ -52,9 +52,9 @@ async def create(
     """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
-    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name, transport="http",
-                                                  message_id=idempotency_key,
-                                                  key_secret=rt.settings.customer_key_secret)
+    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name,
+                                                   transport="http", message_id=idempotency_key,
+                                                   key_secret=rt.settings.customer_key_secret)
     if not created:
         response.status_code = 200
     return {"ticket_no": ticket["ticket_no"], "status": ticket["status"], "created": created,
@@ -121,3 +121,20 @@ def document(doc: dict[str, Any]) -> None:
             param["schema"] = {"type": "string", "enum": list(COMMANDS), "title": "Action"}
     refs = [model_schema(doc, model, drop=("ticket_no",)) for model in COMMANDS.values()]
     op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"anyOf": refs}}}}
+
+
+PAGE_CODES = ("200", "201", "303", "404", "409", "410", "422", "429")
+
+
+def document_pages(doc: dict[str, Any]) -> None:
+    """The progress page's routes (``/t/...``) answer pages (HTML) or, to JSON, JSON: say so."""
+    both = {"text/html": {"schema": {"type": "string"}}, "application/json": {"schema": {}}}
+    for path, ops in doc["paths"].items():
+        if not path.startswith("/t/"):
+            continue
+        for op in ops.values():
+            for code in PAGE_CODES:
+                response = op["responses"].setdefault(code, {"description": "A page, or JSON to a JSON request"})
+                error = code >= "400"
+                response["content"] = {"text/html": both["text/html"],
+                                       "application/json": {"schema": REF if error else {}}}

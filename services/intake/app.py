@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, progress_opts: progress.Prog
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
     app.include_router(api.router)
     openapi.extend(app, api.document)
+    openapi.extend(app, api.document_pages)
     # The customer's progress page: a router of its own (no API key; the token is the credential), so an
     # ingress can expose /t/ alone.
     app.state.progress = progress_opts or progress.ProgressSettings()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.routing.usecases import roster
-from services.routing.config import AgentSpec, RuleSet
+from services.routing.config import AgentSpec, Capacity, RuleSet
 from shared.auth import Principal, require
 from shared.errors import DomainError
 from shared.runtime import Runtime
@@ -40,7 +40,7 @@ class AgentPatch(BaseModel):
         {"required": ["capacity"], "properties": {"capacity": {"type": "integer"}}},
     ]})
     available: StrictBool | None = None  # strict: 0 is not false, false is not a capacity
-    capacity: StrictInt | None = Field(None, ge=0, le=1000)
+    capacity: Capacity | None = None
 
 
 @router.get("/roster", summary="Departments (with queue lengths) and agents (capacity, availability, load)")

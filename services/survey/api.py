@@ -50,7 +50,8 @@ CLOSED = {404: _html("Unknown link"), 409: _html("Already answered"), 410: _html
 FORM_FIELDS = {
     "type": "object",
     "properties": {"resolved": {"type": "string", "enum": ["yes", "no"]},
-                   **{k: {"type": "string", "enum": ["1", "2", "3", "4", "5"]} for k in ("speed", "attitude", "overall")},
+                   **{k: {"type": "string", "enum": ["1", "2", "3", "4", "5"]}
+                      for k in ("speed", "attitude", "overall")},
                    "comment": {"type": "string", "maxLength": 2000}},
 }
 ANSWER_BODY = {"required": True, "content": {

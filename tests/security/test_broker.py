@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aio_pika
+import orjson
 import httpx
 import pytest
 from aiormq.exceptions import ChannelAccessRefused, ChannelClosed, ChannelPreconditionFailed
@@ -35,6 +36,7 @@ from tests.notification.helpers import create_ticket, phone
 
 PREFIX = f"t{RUN_ID}-"
 NEEDED = ("helpdesk-intake", "helpdesk-notification", "helpdesk-routing", "helpdesk-survey", "gw-wechat")
+ROGUE = "rogue"  # a login the broker lets write anywhere, but that no service believes
 REFUSED = (ChannelAccessRefused, ChannelClosed, ChannelPreconditionFailed)
 
 
@@ -52,10 +54,13 @@ def broker_users(run_env: dict[str, str]) -> dict[str, str]:
         for exchange, (write, read) in u.topics.items():
             support.rabbitmqctl("set_topic_permissions", "-p", vhost, name, exchange, write, read)
         urls[u.name] = f"amqp://{quote(name)}:{quote(demo_password(u.name))}@127.0.0.1:5672/{vhost}"
+    support.rabbitmqctl("add_user", PREFIX + ROGUE, demo_password(ROGUE))
+    support.rabbitmqctl("set_permissions", "-p", vhost, PREFIX + ROGUE, "^$", ".*", "^$")
+    urls[ROGUE] = f"amqp://{quote(PREFIX + ROGUE)}:{quote(demo_password(ROGUE))}@127.0.0.1:5672/{vhost}"
     yield urls
     for name in urls:
         try:
-            support.rabbitmqctl("delete_user", PREFIX + name)
+            support.rabbitmqctl("delete_user", PREFIX + name)  # noqa: S603
         except Exception:  # noqa: BLE001, S110 - the vhost goes anyway
             pass
 
@@ -83,10 +88,10 @@ async def _channel(url: str) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.
 
 async def _publish(url: str, exchange: str, key: str, body: bytes, **props: str) -> None:
     conn, ch = await _channel(url)
+    props.setdefault("content_type", "application/cloudevents+json")
     async with conn:
         ex = await ch.get_exchange(exchange, ensure=False)
-        await ex.publish(aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                          content_type="application/cloudevents+json", **props),
+        await ex.publish(aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **props),
                          routing_key=key, timeout=10)
 
 
@@ -105,7 +110,8 @@ async def test_gateway_writes_only_its_channel_to_intake(broker_users: dict[str,
         await _publish(gw, "helpdesk.commands", "ticket.close", b'{"ticket_no": "20990101000001", "actor": "x"}')
 
 
-async def test_gateway_cannot_bind_a_queue_to_intake_or_read_one(broker_users: dict[str, str], intake) -> None:  # noqa: ANN001
+async def test_gateway_cannot_bind_a_queue_to_intake_or_read_one(broker_users: dict[str, str],
+                                                                 intake) -> None:  # noqa: ANN001
     gw = broker_users["gw-wechat"]
     conn, ch = await _channel(gw)
     async with conn:
@@ -163,3 +169,27 @@ async def test_forged_progress_is_dead_lettered_and_never_sent(
     async with notification.rt.pool.acquire() as conn:
         rows = await conn.fetch("SELECT event_id FROM notification.deliveries WHERE ticket_no = $1", no)
     assert {str(r["event_id"]) for r in rows} & {as_routing.id, anonymous.id} == set()
+
+
+async def test_tickets_and_commands_only_from_granted_users(broker_users: dict[str, str], intake, tap,  # noqa: ANN001
+                                                            dlq_tap) -> None:  # noqa: ANN001
+    """intake believes the gateway for its channel; a login the broker lets write but no service grants
+    anything has its ticket and its command dead-lettered with the reason."""
+    ext = uuid.uuid4().hex
+    body = orjson.dumps({"channel": "wechat", "external_id": ext, "customer": {"name": "钱八"}, "subject": "漏水"})
+    await _publish(broker_users["gw-wechat"], "helpdesk.intake", "intake.wechat", body, message_id=ext,
+                   user_id=PREFIX + "gw-wechat", content_type="application/json")
+    [created] = await tap.wait_events(lambda e: e.type == "ticket.created" and e.data.get("external_id") == ext)
+    rogue_ticket, rogue_cmd = uuid.uuid4().hex, uuid.uuid4().hex
+    forged = body.replace(ext.encode(), rogue_ticket.encode())
+    await _publish(broker_users[ROGUE], "helpdesk.intake", "intake.wechat", forged, message_id=rogue_ticket,
+                   user_id=PREFIX + ROGUE, content_type="application/json")
+    await _publish(broker_users[ROGUE], "helpdesk.commands", "ticket.close",
+                   orjson.dumps({"ticket_no": created.subject, "actor": "x"}), message_id=rogue_cmd,
+                   user_id=PREFIX + ROGUE)
+    dead = await dlq_tap.wait_messages(lambda m: m.message_id in (rogue_ticket, rogue_cmd), count=2)
+    reasons = {m.message_id: m.headers["x-helpdesk-reason"] for m in dead}
+    assert "may not register tickets for channel 'wechat'" in reasons[rogue_ticket]
+    assert "needs role supervisor for ticket.close" in reasons[rogue_cmd]
+    r = await intake.client.get(f"/v1/tickets/{created.subject}")
+    assert r.json()["status"] != "closed"

@@ -25,7 +25,9 @@ def _matches(password: str, password_hash: str) -> bool:
 
 def test_definitions_file_is_the_generators_output() -> None:
     fresh = definitions({})
-    strip = lambda d: {**d, "users": [{k: v for k, v in u.items() if k != "password_hash"} for u in d["users"]]}  # noqa: E731
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "users": [{k: v for k, v in u.items() if k != "password_hash"} for u in d["users"]]}
+
     assert strip(DEFS) == strip(fresh), "run: python -m shared.broker_users > deploy/rabbitmq/definitions.json"
     for u in DEFS["users"]:
         assert _matches(demo_password(u["name"]), u["password_hash"]), u["name"]

@@ -78,7 +78,8 @@ def test_openapi_lists_every_status_and_the_error_body(name: str) -> None:
                 assert {"400", "413", "422"} <= codes, where
             for code, response in op["responses"].items():
                 if code >= "400" and "application/json" in response.get("content", {}):
-                    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorBody"}, where
     metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(metrics) == ["text/plain"]
 

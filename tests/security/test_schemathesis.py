@@ -18,9 +18,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
+from shared.settings import Settings
+from tests import support
+from tests.conftest import RUN_ID, Running, start_service
 from tests.security.conftest import KEYS
 
 EXAMPLES = int(os.environ.get("SECURITY_EXAMPLES", "3"))
@@ -28,6 +32,10 @@ EXAMPLES = int(os.environ.get("SECURITY_EXAMPLES", "3"))
 ROLES = os.environ.get("SECURITY_ROLES", "admin,channel").split(",")
 ST = str(Path(sys.executable).with_name("st"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+# A review period must also be a real, already ended calendar period ("2026-13" and next month match the
+# documented pattern) and is refused with a 422 naming period: a rule JSON Schema cannot state, so
+# "schema-valid data is accepted" is not checked on review (every other check is).
+EXCLUDED = {"review": ["--exclude-checks", "positive_data_acceptance"]}
 
 
 def _free_port() -> int:
@@ -37,10 +45,49 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-async def served(services) -> AsyncIterator[dict[str, str]]:  # noqa: ANN001
-    """Each service's app on a real loopback port (its lifespan already runs in ``services``)."""
+async def isolated(run_env: dict[str, str]) -> AsyncIterator[dict[str, Running]]:
+    """Every service on a vhost and a database of its own: schemathesis replaces the roster, patches
+    agents and registers tickets at random, which must not reach the rest of the suite."""
+    from services.intake.app import create_app as intake_app
+    from services.notification.app import create_app as notification_app
+    from services.notification.config import NotificationSettings
+    from services.review.app import create_app as review_app
+    from services.review.config import ReviewSettings
+    from services.routing.app import create_app as routing_app
+    from services.sla.app import create_app as sla_app
+    from services.survey.app import create_app as survey_app
+
+    name = f"helpdesk_sec_{RUN_ID}"
+    support.create_vhost(name)
+    settings = Settings(AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{name}",
+                        DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{name}", HELPDESK_DB_POOL_MAX=3)
+    running: dict[str, Running] = {}
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            async def start(svc: str, factory) -> None:  # noqa: ANN001
+                gen = start_service(factory, settings)
+                running[svc] = await gen.__anext__()
+                stack.push_async_callback(gen.aclose)
+
+            await start("intake", intake_app)
+            transport = httpx.ASGITransport(app=running["intake"].app)
+            await start("routing", routing_app)
+            await start("sla", sla_app)
+            await start("notification", lambda s: notification_app(
+                s, options=NotificationSettings(intake_url="http://intake"), intake_transport=transport))
+            await start("survey", survey_app)
+            await start("review", lambda s: review_app(s, ReviewSettings(snapshot_enabled=False)))
+            yield running
+    finally:
+        support.delete_vhost(name)
+        await support.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+async def served(isolated) -> AsyncIterator[dict[str, str]]:  # noqa: ANN001
+    """Each service's app on a real loopback port (its lifespan already runs in ``isolated``)."""
     urls, servers = {}, []
-    for name, running in services.items():
+    for name, running in isolated.items():
         port = _free_port()
         server = uvicorn.Server(uvicorn.Config(running.app, host="127.0.0.1", port=port, lifespan="off",
                                                log_config=None, access_log=False))
@@ -56,10 +103,11 @@ async def served(services) -> AsyncIterator[dict[str, str]]:  # noqa: ANN001
             await asyncio.wait_for(task, 5)
 
 
-async def schemathesis(url: str, key: str, report: Path) -> tuple[int, list[str], str]:
+async def schemathesis(url: str, key: str, report: Path, extra: list[str]) -> tuple[int, list[str], str]:
     """Run ``st`` with every check; returns (cases run, failures, output)."""
     proc = await asyncio.create_subprocess_exec(
-        ST, "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", "all", "-H", f"X-API-Key:{key}",
+        ST, "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", "all", *extra,
+        "-H", f"X-API-Key:{key}",
         "--max-examples", str(EXAMPLES), "--seed", "12", "--workers", "1", "--no-color",
         "--generation-database", "none", "--report", "ndjson", "--report-ndjson-path", str(report),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -88,7 +136,8 @@ async def test_schemathesis_every_service_every_role(served) -> None:  # noqa: A
     total, found = 0, []
     for name, url in served.items():
         for role in ROLES:
-            cases, failures, text = await schemathesis(url, KEYS[role], reports / f"{name}-{role}.ndjson")
+            cases, failures, text = await schemathesis(url, KEYS[role], reports / f"{name}-{role}.ndjson",
+                                                     EXCLUDED.get(name, []))
             total += cases
             print(f"schemathesis {name} as {role}: {cases} cases, {len(failures)} failures")
             found += [f"{name} as {role}: {f}" for f in failures]
