@@ -1,21 +1,21 @@
 """Batched consumption: many deliveries of one queue, one database transaction.
 
 Under load a queue holds many messages, and handling each in its own transaction spends most of the
-time on per-transaction work (BEGIN, COMMIT and its WAL flush, a NOTIFY that wakes the outbox
-relay, one relay pass per event). A :class:`Batcher` gathers the deliveries that are waiting
-(FastStream hands each one to its own task, up to the prefetch) and runs their handlers one after
-another on **one connection in one transaction**:
+time on per-transaction and per-statement work. A :class:`Batcher` gathers the deliveries that are
+waiting (FastStream hands each one to its own task, up to the prefetch) and runs their handlers one
+after another in **one transaction** (a ``shared.unit.Tx``), handed to each handler explicitly:
 
-* handlers are unchanged: while a batch runs, ``Runtime.pool`` is a :class:`BatchPool` whose
-  ``acquire()`` yields the batch's connection and whose nested ``transaction()`` joins the batch's;
+* a handler is ``handler(msg, tx)``: ``tx`` is the batch's transaction, or ``None`` when the message
+  is handled alone; its use case opens ``rt.unit(..., within=tx)``, which joins the batch's Tx.
+  The Tx collects inbox ids, sequence increments, outbox rows and staged inserts and writes each
+  kind as one multi-row statement before the batch commits;
 * every delivery of the batch is acked only after the batch commits;
-* if anything in the batch fails (a poison message, a lock timeout, a deadlock with a replica), the
-  batch rolls back and **every message of it is handled again alone**, in arrival order, by the
-  ordinary per-message path with its own transaction, retry and dead-letter rules. So a batch
-  changes how often we commit, never what is committed: a message is acked only after a commit
-  that includes its effect;
-* effects outside the database (waking a worker, counting a metric) go through
-  :func:`after_commit`, which runs them after the commit, or at once outside a batch.
+* if anything in the batch fails (a poison message, a lock timeout, a deadlock with a replica, an
+  inbox id a replica claimed meanwhile), the batch rolls back and **every message of it is handled
+  again alone**, in arrival order, by the ordinary per-message path with its own transaction, retry
+  and dead-letter rules. So a batch changes how often we commit, never what is committed;
+* effects outside the database go through ``u.after_commit``: run after the batch's commit, and not
+  at all if it rolls back (the message is then handled again alone).
 A message that arrives alone takes the ordinary path at once. The batches of a queue run one after
 another (or ``parallel`` at a time): while one runs, the deliveries behind it gather into the next.
 """
@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -40,86 +39,24 @@ BATCH_SIZE = Histogram("helpdesk_consumer_batch_size", "Deliveries per batch tra
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 
-class _Joined:
-    """A nested ``transaction()`` inside the batch: it joins the batch's transaction."""
-
-    async def __aenter__(self) -> _Joined:  # noqa: PYI034
-        return self
-
-    async def __aexit__(self, *exc: object) -> bool:
-        return False
-
-
-class BatchConnection:
-    """The batch's connection as a handler sees it; everything but ``transaction()`` passes through."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def transaction(self, **_: Any) -> _Joined:
-        return _Joined()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-class BatchPool:
-    """Stands in for the service's pool while a batch runs: ``acquire()`` yields the batch's one
-    connection, and ``fetch``/``execute``/… run on it, as they would on a pooled one."""
-
-    def __init__(self, conn: Any, base: Any = None) -> None:
-        self.conn, self.base = BatchConnection(conn), base  # base: the service's pool it stands in for
-
-    @contextlib.asynccontextmanager
-    async def acquire(self, **_: Any) -> AsyncIterator[BatchConnection]:
-        yield self.conn
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
-
-
-@dataclass
-class _Scope:
-    pool: BatchPool
-    after: list[Callable[[], None]] = field(default_factory=list)
-
-
-_scope: ContextVar[_Scope | None] = ContextVar("helpdesk_batch", default=None)
-
-
-def current_pool() -> BatchPool | None:
-    """The batch's pool when called from a handler running in a batch, else ``None``."""
-    scope = _scope.get()
-    return scope.pool if scope else None
-
-
-def after_commit(fn: Callable[[], None]) -> None:
-    """Run ``fn`` once the handler's changes are committed: now outside a batch, after its commit in one
-    (and not at all if the batch rolls back: the message is then handled again alone)."""
-    scope = _scope.get()
-    if scope is None:
-        fn()
-    else:
-        scope.after.append(fn)
-
-
 @dataclass
 class Batching:
-    """How a queue is consumed in batches: the service's real pool, batch size, batches at once."""
+    """How a queue is consumed in batches: how to open a transaction, batch size, batches at once."""
 
-    pool: Callable[[], Any]
+    transaction: Callable[..., contextlib.AbstractAsyncContextManager[Any]]
     max_size: int = 32
     parallel: int = 1
 
 
 Settle = Callable[[Any], Awaitable[None]]
+Handler = Callable[[Any, Any], Awaitable[None]]
 
 
 class Batcher:
     """Runs a queue's deliveries in batches. ``committed`` settles a message whose batch committed (ack);
     ``alone`` is the ordinary per-message path (own transaction, then ack, retry or dead letter)."""
 
-    def __init__(self, cfg: Batching, handler: Settle, *, committed: Settle, alone: Settle, service: str,
+    def __init__(self, cfg: Batching, handler: Handler, *, committed: Settle, alone: Settle, service: str,
                  queue: str) -> None:
         self.cfg, self.handler, self.committed, self.alone = cfg, handler, committed, alone
         self.service, self.queue = service, queue
@@ -168,16 +105,10 @@ class Batcher:
 
     async def _commit(self, msgs: list[Any]) -> bool:
         """Run every handler of the batch in one transaction; False if it rolled back."""
-        base = self.cfg.pool()
-        after: list[Callable[[], None]] = []
         try:
-            async with base.acquire() as conn, conn.transaction():
-                token = _scope.set(_Scope(BatchPool(conn, base), after))
-                try:
-                    for msg in msgs:
-                        await self.handler(msg)
-                finally:
-                    _scope.reset(token)
+            async with self.cfg.transaction(batch_ids=[m.raw_message.message_id for m in msgs]) as tx:
+                for msg in msgs:
+                    await self.handler(msg, tx)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - each message again, alone: its own transaction, retry, dead letter
@@ -187,9 +118,4 @@ class Batcher:
             return False
         BATCHES.labels(self.service, self.queue, "committed").inc()
         BATCH_SIZE.labels(self.service, self.queue).observe(len(msgs))
-        for fn in after:
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - committed already: an after-commit effect must not undo the acks
-                log.warning("after-commit hook failed", extra={"queue": self.queue, "error": repr(exc)})
         return True

@@ -27,7 +27,7 @@ from shared.topology import DLX, REASON_HEADER
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[RabbitMessageType], Awaitable[None]]
+Handler = Callable[[RabbitMessageType, Any], Awaitable[None]]  # (message, the batch's Tx or None)
 
 CONSUMED = Counter(
     "helpdesk_messages_consumed_total", "Messages consumed by outcome", ["service", "queue", "outcome"]
@@ -84,7 +84,8 @@ def subscribe(
     broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, handler: Handler, *, service: str,
     batch: Batching | None = None,
 ) -> None:
-    """Subscribe ``handler`` (which receives the raw ``RabbitMessage``) with the ack rules above.
+    """Subscribe ``handler(msg, tx)`` (the raw ``RabbitMessage``; the batch's ``shared.unit.Tx``, or
+    ``None`` when handled alone) with the ack rules above.
 
     With ``batch``, deliveries waiting together are handled in one transaction (``shared.batching``);
     a batch that fails hands each of its messages to ``alone``, the per-message path below.
@@ -96,7 +97,7 @@ def subscribe(
 
     async def alone(msg: Any) -> None:
         try:
-            await handler(msg)
+            await handler(msg, None)
         except (DomainError, ValidationError, UnicodeDecodeError, ValueError) as exc:
             reason = error_reason(exc)
             log.warning("dead-lettering message", extra={"queue": queue.name, "reason": reason})

@@ -20,22 +20,34 @@ DEAF_SLEEP_S = 1.0  # no LISTEN connection (database restarting, connections exh
 
 class DueLoop:
     """Subclasses implement ``pass_once``: do the due work, return seconds until the next is due
-    (None: nothing scheduled, sleep ``max_sleep_s``, which only guards against a lost NOTIFY)."""
+    (None: nothing scheduled, sleep ``max_sleep_s``, which only guards against a lost NOTIFY).
+    A service registers its loops with ``Runtime.add_loop``, which starts and stops them. ``grace_s``:
+    how long ``stop`` lets a running pass finish (0: cancel it at once)."""
+
+    grace_s: float = 0.0
 
     def __init__(self, *, name: str, listen_dsn: str | None, channel: str | None, max_sleep_s: float) -> None:
         self.name, self.listen_dsn, self.channel, self.max_sleep_s = name, listen_dsn, channel, max_sleep_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self.stopping = False
 
     async def pass_once(self) -> float | None:
         raise NotImplementedError
 
     def start(self) -> None:
+        self.stopping = False
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
+        """Stop after the running pass (waiting at most ``grace_s``), then close the listener."""
+        self.stopping = True
+        self._wake.set()
         if self._task:
+            if self.grace_s:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._task), self.grace_s)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -67,7 +79,7 @@ class DueLoop:
 
     async def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self.stopping:
             await self._ensure_listener()
             self._wake.clear()
             try:

@@ -236,28 +236,8 @@ EVENT_MODELS: dict[str, type[EventData]] = {
 }
 
 
-# ---- survey (appended by the survey service) ----
-
-
-class SurveyCompletedScored(SurveyCompleted):
-    """``survey.completed`` as the survey service publishes it: the scores plus what it concluded."""
-
-    satisfied: bool
-    negative: bool
-    repeat_complainant: bool = False
-    language: str | None = None
-
-
-class SurveyNegativeFlagged(SurveyNegative):
-    """``survey.negative``: the customer said "not resolved" or rated overall <= 2. Routing escalates
-    it to the after-sales manager for a call-back within ``callback_within_s``."""
-
-    reasons: list[Literal["unresolved", "dissatisfied"]]
-    resolved: bool
-    overall: int
-    comment: str | None = None
-    repeat_complainant: bool = False
-    callback_within_s: int = 3600
+# ---- survey's further events (subscribers read them: notification delivers the reminder) ----
+# (A service's richer models of contract events live in services/<service>/events.py.)
 
 
 class SurveyReminder(EventData):
@@ -287,8 +267,8 @@ class SurveyCancelled(EventData):
 
 
 # EVENT_MODELS is what a subscriber validates against: the contract's fields only, so a subscriber
-# never rejects an event for lacking a field one publisher adds (the richer models above are what
-# the survey service publishes).
+# never rejects an event for lacking a field one publisher adds (the richer models a service
+# publishes live in services/<service>/events.py).
 EVENT_MODELS.update({m.type: m for m in (SurveyReminder, SurveyExpired, SurveyCancelled)})
 
 

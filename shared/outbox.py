@@ -1,4 +1,5 @@
-"""Transactional outbox: ``add`` writes an event beside the state change; ``Relay`` publishes it.
+"""Transactional outbox: a unit of work (``shared.unit``) writes events beside the state change;
+``Relay`` publishes them.
 
 The relay is woken by ``NOTIFY <schema>_outbox`` (sent by a trigger, delivered on commit), claims
 unsent rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them to
@@ -12,18 +13,18 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
-from faststream.rabbit import RabbitBroker
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared import inbox, trust
+from shared import db, inbox, trust
 from shared.dueloop import DueLoop
-from shared.envelope import CONTENT_TYPE, CloudEvent, new_event
-from shared.events import EventData
-from shared.masking import mask_deep
+from shared.envelope import CONTENT_TYPE
 from shared.topology import EVENTS
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -36,44 +37,16 @@ LAG = Histogram(
 PENDING = Gauge("helpdesk_outbox_pending", "Unsent outbox rows at the last relay pass", ["service"])
 
 
-async def next_seq(conn: asyncpg.Connection, *, schema: str, ticket_no: str) -> int:
-    """The next per-ticket ``seq`` of this service (locks the ticket's row until commit)."""
-    return await conn.fetchval(
-        f"INSERT INTO {schema}.event_seq AS s (ticket_no, seq) VALUES ($1, 1)"
-        " ON CONFLICT (ticket_no) DO UPDATE SET seq = s.seq + 1 RETURNING seq",
-        ticket_no,
-    )
-
-
-async def add(
-    conn: asyncpg.Connection, *, service: str, ticket_no: str, event: EventData, time: datetime | None = None
-) -> CloudEvent:
-    """Stage ``event`` about ``ticket_no`` in the caller's transaction; returns the envelope.
-
-    Every string in the payload is PII-masked here, so no event can carry a phone or email.
-    """
-    seq = await next_seq(conn, schema=service, ticket_no=ticket_no)
-    envelope = new_event(
-        service=service, type=event.type, ticket_no=ticket_no, seq=seq, data=mask_deep(event.payload()), time=time
-    )
-    await conn.execute(
-        f"INSERT INTO {service}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, $3, $4)",
-        envelope.id, envelope.type, ticket_no, envelope.to_bytes(),
-    )
-    return envelope
-
-
 class Relay(DueLoop):
     """Publishes a service's outbox; run one per process (any number of processes is safe)."""
 
     def __init__(
-        self, *, pool: asyncpg.Pool, broker: RabbitBroker, service: str, listen_dsn: str,
-        batch: int = 200, fallback_poll_s: float = 2.0, publish_timeout_s: float = 10.0,
+        self, rt: Runtime, *, fallback_poll_s: float = 2.0, publish_timeout_s: float = 10.0,
         retention_days: int = 7, inbox_retention_days: int = 30,
     ) -> None:
-        super().__init__(name=f"outbox-relay-{service}", listen_dsn=listen_dsn, channel=f"{service}_outbox",
-                         max_sleep_s=fallback_poll_s)
-        self.pool, self.broker, self.service, self.batch = pool, broker, service, batch
+        super().__init__(name=f"outbox-relay-{rt.service}", listen_dsn=db.role_dsn(rt.settings, rt.service),
+                         channel=f"{rt.service}_outbox", max_sleep_s=fallback_poll_s)
+        self.rt, self.service, self.batch = rt, rt.service, rt.settings.outbox_batch
         self.publish_timeout_s = publish_timeout_s
         self.retention_days, self.inbox_retention_days = retention_days, inbox_retention_days
         self._last_prune = 0.0
@@ -95,7 +68,7 @@ class Relay(DueLoop):
         if self._listener is not None and not self._listener.is_closed():
             yield self._listener
         else:
-            async with self.pool.acquire() as conn:
+            async with self.rt.pool.acquire() as conn:
                 yield conn
 
     async def drain_once(self) -> int:
@@ -127,7 +100,7 @@ class Relay(DueLoop):
     async def _publish(self, row: asyncpg.Record) -> None:
         # Not mandatory: an event nobody subscribes to yet is still published, not returned.
         await asyncio.wait_for(
-            self.broker.publish(
+            self.rt.broker.publish(
                 bytes(row["body"]),
                 exchange=EVENTS,
                 routing_key=row["routing_key"],
@@ -135,7 +108,7 @@ class Relay(DueLoop):
                 mandatory=False,
                 message_id=str(row["event_id"]),
                 content_type=CONTENT_TYPE,
-                **trust.publish_options(self.broker),  # user_id: consumers check who published
+                **trust.publish_options(self.rt.broker),  # user_id: consumers check who published
             ),
             self.publish_timeout_s,
         )
@@ -144,7 +117,7 @@ class Relay(DueLoop):
         if time.monotonic() - self._last_prune < 3600:
             return
         self._last_prune = time.monotonic()
-        async with self.pool.acquire() as conn:
+        async with self.rt.pool.acquire() as conn:
             await conn.execute(
                 f"DELETE FROM {self.service}.outbox WHERE sent_at < now() - make_interval(days => $1)",
                 self.retention_days,

@@ -22,10 +22,12 @@ from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY
 
 from shared import batching, db, openapi, production, topology, trust
+from shared.dueloop import DueLoop
 from shared.events import EventData
 from shared.http import BodyLimit, install_error_handlers, install_ops_routes
 from shared.outbox import Relay
 from shared.settings import Settings
+from shared.unit import EmittedHook, Tx, Unit, Within, open_unit
 
 log = logging.getLogger(__name__)
 Hook = Callable[["Runtime"], Awaitable[None]]
@@ -69,17 +71,21 @@ async def _bounded(step: Awaitable[None], what: str) -> None:
 
 @dataclass
 class Runtime:
+    """A service's pool, broker, background loops and hooks; ``unit()`` opens a unit of work."""
+
     service: str
     settings: Settings
     migrations: Path
     broker: RabbitBroker = field(init=False)
-    base_pool: asyncpg.Pool = field(init=False)
+    pool: asyncpg.Pool = field(init=False)
     relay: Relay | None = field(init=False, default=None)
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
     bindings: list[tuple[Any, Any, list[str]]] = field(default_factory=list)
     metrics_hooks: list[Hook] = field(default_factory=list)
     periodic: list[tuple[float, Hook]] = field(default_factory=list)
+    on_emitted: EmittedHook | None = None  # the service's own write of what it emits (intake's timeline)
+    loops: list[DueLoop] = field(default_factory=list, init=False)  # background loops (``add_loop``)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     outbox: bool = True
 
@@ -88,17 +94,39 @@ class Runtime:
         self.broker = build_broker(self.settings, self.service)
         trust.register(self.broker, trust.Trust(trust.users_for(self.settings),
                                                 publisher=trust.url_user(self.settings.amqp_url)))
+        if self.outbox:
+            self.relay = Relay(self)
+            self.add_loop(self.relay)
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        """The service's pool; inside a batch of deliveries, the batch's one connection and transaction."""
-        return batching.current_pool() or self.base_pool  # type: ignore[return-value]
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, batch_ids: Sequence[str | None] = ()) -> AsyncIterator[Tx]:
+        """A transaction whose staged writes are flushed before it commits; after-commit effects run
+        once it has. ``batch_ids``: the message ids of a batch's deliveries (inbox prefetch)."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                tx = Tx(conn, self.service, on_emitted=self.on_emitted, batch_ids=batch_ids)
+                yield tx
+                await tx.flush()
+            tx.committed()
+
+    def unit(self, *, consumer: str | None = None, event: Any = None, message_id: str | None = None,
+             within: Within = None) -> contextlib.AbstractAsyncContextManager[Unit]:
+        """A unit of work: its own transaction, or ``within`` a batch's (a ``Tx``) or a caller's (a ``Unit``).
+        With ``consumer`` and a message id (``event.id`` or ``message_id``) it claims the inbox:
+        ``u.duplicate`` is True when that consumer already processed the message."""
+        key = message_id or (getattr(event, "id", None) if event is not None else None)
+        return open_unit(self.transaction, consumer=consumer, message_id=key, within=within)
+
+    def add_loop(self, loop: DueLoop) -> None:
+        """A background loop (``shared.dueloop.DueLoop``, which reads ``rt.pool`` when it runs): started
+        after the consumers and the ``on_start`` hooks, stopped (bounded) before them and the broker."""
+        self.loops.append(loop)
 
     def batching(self) -> batching.Batching | None:
         """Batched consumption for a queue whose handler keeps no order across messages (``None``: off)."""
         if self.settings.batch_max <= 1:
             return None
-        return batching.Batching(lambda: self.base_pool, max_size=self.settings.batch_max,
+        return batching.Batching(self.transaction, max_size=self.settings.batch_max,
                                  parallel=self.settings.batch_parallel)
 
     async def db_ok(self) -> bool:
@@ -112,7 +140,7 @@ class Runtime:
         """Bootstrap and migrate the schema, connect, declare topology, start consumers and relay."""
         if self.settings.bootstraps:
             await db.bootstrap(self.settings, self.service)
-        self.base_pool = await db.create_pool(self.settings, self.service)
+        self.pool = await db.create_pool(self.settings, self.service)
         try:
             async with self.pool.acquire() as conn:
                 await db.migrate(conn, self.service, self.migrations)
@@ -121,14 +149,10 @@ class Runtime:
             for queue, exchange, keys in self.bindings:
                 await topology.bind(self.broker, queue, exchange, keys)
             await self.broker.start()
-            if self.outbox:
-                self.relay = Relay(
-                    pool=self.base_pool, broker=self.broker, service=self.service,
-                    listen_dsn=db.role_dsn(self.settings, self.service), batch=self.settings.outbox_batch,
-                )
-                self.relay.start()
             for hook in self.on_start:
                 await hook(self)
+            for loop in self.loops:
+                loop.start()
             for interval, hook in self.periodic:
                 self._tasks.append(asyncio.create_task(self._every(interval, hook)))
             log.info("service started", extra={"service": self.service})
@@ -136,18 +160,18 @@ class Runtime:
         finally:
             for task in self._tasks:
                 task.cancel()
+            for loop in reversed(self.loops):
+                await _bounded(loop.stop(), loop.name)
             for hook in reversed(self.on_stop):
                 with contextlib.suppress(Exception):
                     await hook(self)
-            if self.relay:
-                await _bounded(self.relay.stop(), "outbox relay")
             with contextlib.suppress(Exception):
                 await _bounded(self.broker.stop(), "broker")  # waits up to graceful_timeout for handlers
             try:
-                await asyncio.wait_for(self.base_pool.close(), STOP_TIMEOUT_S)
+                await asyncio.wait_for(self.pool.close(), STOP_TIMEOUT_S)
             except TimeoutError:  # a connection never released: drop them all rather than hang the stop
                 log.warning("pool did not close in time; terminating its connections")
-                self.base_pool.terminate()
+                self.pool.terminate()
 
     async def _every(self, interval: float, hook: Hook) -> None:
         """Run ``hook`` every ``interval`` seconds (housekeeping); a failure is logged, not fatal."""

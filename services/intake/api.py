@@ -52,7 +52,7 @@ async def create(
     """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
-    ticket, created = await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=body, caller=who.name,
+    ticket, created = await usecases.create_ticket(rt, tz=rt.settings.tz, msg=body, caller=who.name,
                                                    transport="http", message_id=idempotency_key,
                                                    key_secret=rt.settings.customer_key_secret)
     if not created:
@@ -108,7 +108,7 @@ async def command(
                   for e in exc.errors(include_url=False)]
         return JSONResponse(error_body(errors), status_code=422)
     rt = _runtime(request)
-    await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=who.name)
+    await usecases.apply_command(rt, action=action, cmd=cmd, caller=who.name)
     return await usecases.view(rt.pool, ticket_no=ticket_no)
 
 

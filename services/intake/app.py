@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, progress, progress_api, usecases
+from services.intake import api, handlers, progress, progress_api, store, usecases
 from shared import openapi
 from shared.consumer import subscribe
 from shared.events import (
@@ -47,6 +47,7 @@ FOREIGN_EVENTS = ["ticket.routed", "ticket.escalated", "sla.#", "notification.#"
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    rt.on_emitted = store.record_events  # intake's own events join the timeline in their transaction
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,

@@ -12,6 +12,7 @@ from shared.errors import DomainError
 from shared.keyed_lock import KeyedLock
 from shared.messages import COMMANDS, IntakeTicket
 from shared.runtime import Runtime
+from shared.unit import Tx
 
 
 def _json(msg: RabbitMessage) -> dict:
@@ -27,7 +28,7 @@ def _json(msg: RabbitMessage) -> dict:
 def build(rt: Runtime):
     in_order = KeyedLock()
 
-    async def on_intake(msg: RabbitMessage) -> None:
+    async def on_intake(msg: RabbitMessage, tx: Tx | None) -> None:
         """A customer problem from a channel gateway (``intake.<channel>``): registered as a ticket
         (idempotent on ``channel`` + ``external_id``) and announced as ``ticket.created``."""
         body = _json(msg)
@@ -37,11 +38,11 @@ def build(rt: Runtime):
             raise DomainError("channel", f"{body['channel']!r} does not match routing key intake.{key_channel}")
         ticket = IntakeTicket.model_validate(body)
         caller = (msg.headers or {}).get("x-caller") or f"amqp:{ticket.channel}"
-        await usecases.create_ticket(rt.pool, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
-                                    message_id=msg.raw_message.message_id,
-                                    key_secret=rt.settings.customer_key_secret)
+        await usecases.create_ticket(rt, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
+                                     message_id=msg.raw_message.message_id,
+                                     key_secret=rt.settings.customer_key_secret, within=tx)
 
-    async def on_command(msg: RabbitMessage) -> None:
+    async def on_command(msg: RabbitMessage, tx: Tx | None) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
         lifecycle; an impossible transition is dead-lettered with the reason."""
         action = (msg.raw_message.routing_key or "").removeprefix("ticket.")
@@ -51,12 +52,12 @@ def build(rt: Runtime):
         cmd = model.model_validate(_json(msg))
         caller = (msg.headers or {}).get("x-caller") or "amqp"
         async with in_order.hold(cmd.ticket_no):  # taken before any await: arrival order per ticket
-            await usecases.apply_command(rt.pool, action=action, cmd=cmd, caller=str(caller),
-                                        message_id=msg.raw_message.message_id)
+            await usecases.apply_command(rt, action=action, cmd=cmd, caller=str(caller),
+                                         message_id=msg.raw_message.message_id, within=tx)
 
-    async def on_event(msg: RabbitMessage) -> None:
+    async def on_event(msg: RabbitMessage, tx: Tx | None) -> None:
         """Every event on ``helpdesk.events`` joins its ticket's timeline (the read model behind
         ``GET /v1/tickets/{no}``); ``ticket.routed`` and ``ticket.escalated`` update the ticket."""
-        await usecases.record_event(rt.pool, event=CloudEvent.from_bytes(msg.body))
+        await usecases.record_event(rt, event=CloudEvent.from_bytes(msg.body), within=tx)
 
     return on_intake, on_command, on_event

@@ -23,11 +23,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.intake import domain, metrics, store
 from services.intake import progress_domain as pd
 from services.intake import progress_store as links
-from shared import outbox
 from shared.errors import NotFound
-from shared.events import EventData, TicketConfirmed, TicketCustomerReplied, TicketEscalationRequested
+from shared.events import TicketConfirmed, TicketCustomerReplied, TicketEscalationRequested
 from shared.masking import mask_text
 from shared.messages import ReopenTicket, ResumeTicket
+from shared.runtime import Runtime
+from shared.unit import Unit
 
 SERVICE = "intake"
 CUSTOMER = "customer"
@@ -99,11 +100,6 @@ async def page(pool: asyncpg.Pool, opts: ProgressSettings, *, token: str, now: d
                     tuple(pd.visible_timeline(events)), confirmable, t["customer_language"])
 
 
-async def _emit(conn: asyncpg.Connection, ticket_no: str, event: EventData) -> None:
-    envelope = await outbox.add(conn, service=SERVICE, ticket_no=ticket_no, event=event)
-    await store.record_event(conn, event=envelope)
-
-
 async def _locked(conn: asyncpg.Connection, opts: ProgressSettings, token: str, now: datetime):
     """The token's ticket and link, locked, after the link's write budget is charged."""
     no = await _ticket_no(conn, token)
@@ -124,56 +120,56 @@ class Gone(NotFound):
     status = 410
 
 
-async def _apply(conn: asyncpg.Connection, t: asyncpg.Record, action: str, cmd: Any, now: datetime) -> None:
+async def _apply(u: Unit, t: asyncpg.Record, action: str, cmd: Any, now: datetime) -> None:
     """A lifecycle transition on the customer's behalf (resume, reopen), through intake's own rules."""
     status = domain.next_status(t["status"], action)
     changes, event = domain.decide(action, t, cmd, now)
-    await store.update(conn, ticket_no=t["ticket_no"], status=status, **changes)
-    await _emit(conn, t["ticket_no"], event)
+    await store.update(u.conn, ticket_no=t["ticket_no"], status=status, **changes)
+    u.emit(t["ticket_no"], event)
 
 
-async def add_information(pool: asyncpg.Pool, opts: ProgressSettings, *, token: str, text: Any) -> str:
+async def add_information(rt: Runtime, opts: ProgressSettings, *, token: str, text: Any) -> str:
     """The customer's words join the timeline; a ticket waiting on the customer resumes."""
     words = pd.clean_text("text", text, required=True)
     now = datetime.now(UTC)
-    async with pool.acquire() as conn, conn.transaction():
-        t, _ = await _locked(conn, opts, token, now)
+    async with rt.unit() as u:
+        t, _ = await _locked(u.conn, opts, token, now)
         pd.can_reply(t["status"])
-        await _emit(conn, t["ticket_no"], TicketCustomerReplied(at=now, text=mask_text(words or "")))
+        u.emit(t["ticket_no"], TicketCustomerReplied(at=now, text=mask_text(words or "")))
         if t["status"] == "waiting":
-            await _apply(conn, t, "resume", ResumeTicket(ticket_no=t["ticket_no"], actor=CUSTOMER), now)
+            await _apply(u, t, "resume", ResumeTicket(ticket_no=t["ticket_no"], actor=CUSTOMER), now)
     _count("customer_reply", t["ticket_no"])
     return t["ticket_no"]
 
 
-async def request_callback(pool: asyncpg.Pool, opts: ProgressSettings, *, token: str) -> str:
+async def request_callback(rt: Runtime, opts: ProgressSettings, *, token: str) -> str:
     """``ticket.escalation_requested`` (reason ``customer``): routing puts it one level up the chain."""
     now = datetime.now(UTC)
-    async with pool.acquire() as conn, conn.transaction():
-        t, link = await _locked(conn, opts, token, now)
+    async with rt.unit() as u:
+        t, link = await _locked(u.conn, opts, token, now)
         pd.can_reply(t["status"])
         pd.callback_allowed(link["last_callback_at"], now=now, every=timedelta(seconds=opts.callback_every_s))
-        await links.mark_callback(conn, ticket_no=t["ticket_no"], at=now)
-        await store.update(conn, ticket_no=t["ticket_no"], escalated=True)
-        await _emit(conn, t["ticket_no"], TicketEscalationRequested(actor=CUSTOMER, at=now, reason="customer"))
+        await links.mark_callback(u.conn, ticket_no=t["ticket_no"], at=now)
+        await store.update(u.conn, ticket_no=t["ticket_no"], escalated=True)
+        u.emit(t["ticket_no"], TicketEscalationRequested(actor=CUSTOMER, at=now, reason="customer"))
     _count("customer_callback", t["ticket_no"])
     return t["ticket_no"]
 
 
-async def confirm(pool: asyncpg.Pool, opts: ProgressSettings, *, token: str, solved: Any, words: Any) -> bool:
+async def confirm(rt: Runtime, opts: ProgressSettings, *, token: str, solved: Any, words: Any) -> bool:
     """Yes: ``ticket.confirmed``. No: the ticket is reopened with the customer's words. Once per resolution."""
     is_solved = pd.parse_solved(solved)
     text = pd.clean_text("text", words, required=False)
     now = datetime.now(UTC)
-    async with pool.acquire() as conn, conn.transaction():
-        t, link = await _locked(conn, opts, token, now)
+    async with rt.unit() as u:
+        t, link = await _locked(u.conn, opts, token, now)
         pd.can_confirm(t["status"], t["resolved_at"], link["confirmed_resolved_at"])
         if is_solved:
-            await links.mark_confirmed(conn, ticket_no=t["ticket_no"], resolved_at=t["resolved_at"])
-            await _emit(conn, t["ticket_no"], TicketConfirmed(at=now))
+            await links.mark_confirmed(u.conn, ticket_no=t["ticket_no"], resolved_at=t["resolved_at"])
+            u.emit(t["ticket_no"], TicketConfirmed(at=now))
         else:
             reason = mask_text(text) if text else "客户反馈问题未解决 / the customer says the problem is not solved"
-            await _apply(conn, t, "reopen", ReopenTicket(ticket_no=t["ticket_no"], actor=CUSTOMER, reason=reason),
+            await _apply(u, t, "reopen", ReopenTicket(ticket_no=t["ticket_no"], actor=CUSTOMER, reason=reason),
                          now)
     _count("customer_confirm" if is_solved else "customer_not_solved", t["ticket_no"])
     return is_solved

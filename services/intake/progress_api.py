@@ -91,12 +91,12 @@ async def _act(request: Request, token: str, action: str, lang: str | None) -> R
 
 async def _run(rt: Any, opts: progress.ProgressSettings, token: str, action: str, body: dict[str, Any]) -> str:
     if action == "reply":
-        await progress.add_information(rt.pool, opts, token=token, text=body.get("text"))
+        await progress.add_information(rt, opts, token=token, text=body.get("text"))
         return "reply"
     if action == "callback":
-        await progress.request_callback(rt.pool, opts, token=token)
+        await progress.request_callback(rt, opts, token=token)
         return "callback"
-    solved = await progress.confirm(rt.pool, opts, token=token, solved=body.get("solved"), words=body.get("text"))
+    solved = await progress.confirm(rt, opts, token=token, solved=body.get("solved"), words=body.get("text"))
     return "confirmed" if solved else "reopened"
 
 

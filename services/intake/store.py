@@ -10,6 +10,7 @@ import asyncpg
 import orjson
 
 from shared.envelope import CloudEvent
+from shared.errors import DomainError
 from shared.messages import IntakeTicket
 
 S = "intake"
@@ -107,6 +108,28 @@ async def record_event(conn: asyncpg.Connection, *, event: CloudEvent) -> bool:
         orjson.dumps(event.data).decode(),
     )
     return row is not None
+
+
+async def record_events(conn: asyncpg.Connection, events: list[CloudEvent]) -> None:
+    """The batch form of ``record_event`` (one statement): events already there are skipped; an event
+    about a ticket intake never registered raises ``DomainError`` (its batch is then handled one by one)."""
+    inserted = await conn.fetch(
+        f"INSERT INTO {S}.timeline (event_id, ticket_no, type, source, seq, time, data)"
+        " SELECT u.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],"
+        f" $7::jsonb[]) AS u(event_id, ticket_no, type, source, seq, time, data)"
+        f" WHERE EXISTS (SELECT 1 FROM {S}.tickets t WHERE t.ticket_no = u.ticket_no)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        [e.id for e in events], [e.ticket_no for e in events], [e.type for e in events],
+        [e.source for e in events], [e.data.get("seq") for e in events], [e.time for e in events],
+        [orjson.dumps(e.data).decode() for e in events],
+    )
+    if len(inserted) == len(events):
+        return
+    missing = {e.ticket_no for e in events} - {
+        r["ticket_no"] for r in await conn.fetch(f"SELECT ticket_no FROM {S}.tickets WHERE ticket_no = ANY($1)",
+                                                 list({e.ticket_no for e in events}))}
+    if missing:
+        raise DomainError("data.ticket_no", f"unknown ticket {sorted(missing)[0]}")
 
 
 async def timeline(conn: asyncpg.Connection, *, ticket_no: str) -> list[asyncpg.Record]:

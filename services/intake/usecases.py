@@ -1,4 +1,4 @@
-"""Intake's use cases: each is one transaction holding the state change, its event and its inbox row."""
+"""Intake's use cases: each is one unit of work (``rt.unit``) holding the state change, its event and its inbox row."""
 
 from __future__ import annotations
 
@@ -11,27 +11,21 @@ import asyncpg
 import orjson
 
 from services.intake import domain, metrics, store
-from shared import inbox, outbox
-from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.errors import DomainError, NotFound
-from shared.events import EventData, TicketCreated
+from shared.events import TicketCreated
 from shared.masking import mask_identifier
 from shared.messages import Command, IntakeTicket
+from shared.runtime import Runtime
+from shared.unit import Within
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
 
 
-async def _emit(conn: asyncpg.Connection, ticket_no: str, event: EventData) -> CloudEvent:
-    envelope = await outbox.add(conn, service=SERVICE, ticket_no=ticket_no, event=event)
-    await store.record_event(conn, event=envelope)
-    return envelope
-
-
 async def create_ticket(
-    pool: asyncpg.Pool, *, tz: ZoneInfo, msg: IntakeTicket, caller: str | None, transport: str,
-    message_id: str | None = None, key_secret: str,
+    rt: Runtime, *, tz: ZoneInfo, msg: IntakeTicket, caller: str | None, transport: str, key_secret: str,
+    message_id: str | None = None, within: Within = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Register a ticket; ``(ticket, False)`` when ``channel`` + ``external_id`` already made one.
 
@@ -40,108 +34,97 @@ async def create_ticket(
     """
     now = datetime.now(UTC)
     received_at = domain.check_intake(msg, now=now)
-    if msg.external_id or message_id:
-        async with pool.acquire() as conn:
-            existing = await store.find_duplicate(
-                conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)
-        if existing:
-            after_commit(metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc)
-            return existing, False
     day = domain.numbering_day(now, tz)
     try:
-        ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
-                                          caller=caller, message_id=message_id, key_secret=key_secret)
+        return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
+                               message_id=message_id, transport=transport, key_secret=key_secret, within=within)
     except asyncpg.UndefinedTableError:  # the day's first ticket: its serial sequence is not there yet
-        await store.ensure_serial_sequence(pool, day=day)
-        ticket, created = await _register(pool, day=day, msg=msg, received_at=received_at, now=now,
-                                          caller=caller, message_id=message_id, key_secret=key_secret)
-    after_commit(metrics.RECEIVED.labels(msg.channel, transport, "created" if created else "duplicate").inc)
-    return ticket, created
+        if within is not None:
+            raise  # the batch rolls back; handled alone, the message lands in the branch below
+        await store.ensure_serial_sequence(rt.pool, day=day)
+        return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
+                               message_id=message_id, transport=transport, key_secret=key_secret, within=None)
 
 
 async def _register(
-    pool: asyncpg.Pool, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
-    caller: str | None, message_id: str | None, key_secret: str,
+    rt: Runtime, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
+    caller: str | None, message_id: str | None, transport: str, key_secret: str, within: Within,
 ) -> tuple[asyncpg.Record, bool]:
-    """One transaction: number, store and announce the ticket (or find the duplicate that won)."""
+    """One unit: number, store and announce the ticket (or find the duplicate, maybe one that just won)."""
     key = domain.customer_key(msg.customer, key_secret)
-    async with pool.acquire() as conn, conn.transaction():
-        ticket_no = domain.ticket_number(day, await store.next_serial(conn, day=day))
-        ticket = await store.insert_ticket(conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
-                                           caller=caller, message_id=message_id, customer_key=key)
-        if ticket is None:
-            # A concurrent duplicate won the unique key; its row is committed and visible now.
-            existing = await store.find_duplicate(
-                conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)
+    async with rt.unit(within=within) as u:
+        duplicate = metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc
+        keyed = bool(msg.external_id or message_id)
+        if keyed and (existing := await store.find_duplicate(
+                u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)):
+            u.after_commit(duplicate)
             return existing, False
-        event = TicketCreated(
+        ticket_no = domain.ticket_number(day, await store.next_serial(u.conn, day=day))
+        ticket = await store.insert_ticket(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
+                                           caller=caller, message_id=message_id, customer_key=key)
+        if ticket is None:  # a concurrent duplicate won the unique key; its row is committed and visible now
+            u.after_commit(duplicate)
+            return await store.find_duplicate(
+                u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id), False
+        u.emit(ticket_no, TicketCreated(
             channel=msg.channel, external_id=mask_identifier(msg.external_id),
             customer=domain.masked_customer(msg.customer), customer_key=key,
             subject=msg.subject, description=msg.description, kind=msg.kind, urgency=msg.urgency,
             impact=msg.impact, order_no=msg.order_no, product=msg.product,
             complaint=msg.complaint.model_dump(mode="json") if msg.complaint else None,
             received_at=received_at, created_at=now, caller=caller,
-        )
-        await _emit(conn, ticket_no, event)
+        ))
+        u.after_commit(metrics.RECEIVED.labels(msg.channel, transport, "created").inc)
     return ticket, True
 
 
-
 async def apply_command(
-    pool: asyncpg.Pool, *, action: str, cmd: Command, caller: str | None, message_id: str | None = None
+    rt: Runtime, *, action: str, cmd: Command, caller: str | None, message_id: str | None = None,
+    within: Within = None,
 ) -> asyncpg.Record:
     """Apply an agent's command; a repeated ``command_id`` (else AMQP message id) returns the ticket unchanged."""
-    async with pool.acquire() as conn, conn.transaction():
-        ticket = await store.get(conn, ticket_no=cmd.ticket_no, for_update=True)
+    key = cmd.command_id or message_id
+    async with rt.unit(consumer="commands", message_id=f"{cmd.ticket_no}:{key}" if key else None,
+                       within=within) as u:
+        ticket = await store.get(u.conn, ticket_no=cmd.ticket_no, for_update=True)
         if ticket is None:
             raise NotFound("ticket_no", f"no ticket {cmd.ticket_no}")
-        key = cmd.command_id or message_id
-        if key and not await inbox.claim(
-            conn, schema=SERVICE, consumer="commands", message_id=f"{cmd.ticket_no}:{key}"
-        ):
-            metrics.COMMANDS.labels(action, "duplicate").inc()
+        if u.duplicate:
+            u.after_commit(metrics.COMMANDS.labels(action, "duplicate").inc)
             return ticket
         status = domain.next_status(ticket["status"], action)
-        now = datetime.now(UTC)
-        changes, event = domain.decide(action, ticket, cmd, now)
-        await store.update(conn, ticket_no=cmd.ticket_no, status=status, **changes)
-        await _emit(conn, cmd.ticket_no, event)
-        updated = await store.get(conn, ticket_no=cmd.ticket_no)
-    metrics.COMMANDS.labels(action, "applied").inc()
-    if action == "resolve":
-        metrics.RESOLVED.labels(updated["priority"] or "none", str(bool(updated["first_contact"])).lower()).inc()
+        changes, event = domain.decide(action, ticket, cmd, datetime.now(UTC))
+        await store.update(u.conn, ticket_no=cmd.ticket_no, status=status, **changes)
+        u.emit(cmd.ticket_no, event)
+        updated = await store.get(u.conn, ticket_no=cmd.ticket_no)
+        u.after_commit(metrics.COMMANDS.labels(action, "applied").inc)
+        if action == "resolve":
+            u.after_commit(metrics.RESOLVED.labels(updated["priority"] or "none",
+                                                   str(bool(updated["first_contact"])).lower()).inc)
     log.info("command applied", extra={"ticket_no": cmd.ticket_no, "action": action, "actor": cmd.actor,
                                        "caller": caller, "status": status})
     return updated
 
 
-async def record_event(pool: asyncpg.Pool, *, event: CloudEvent) -> None:
+async def record_event(rt: Runtime, *, event: CloudEvent, within: Within = None) -> None:
     """Feed the read model: every event about a ticket joins its timeline; routing's decide assignment."""
     if event.source == f"/helpdesk/{SERVICE}" or not event.ticket_no:
         return  # our own events entered the timeline in the transaction that caused them
-    async with pool.acquire() as conn:
-        if event.type not in ASSIGNING:  # most events only join the timeline: one statement, no lock
-            if not await store.record_event(conn, event=event):
-                await _known(conn, event)
+    async with rt.unit(within=within) as u:
+        if event.type not in ASSIGNING:  # most events only join the timeline: staged, one insert per batch
+            u.stage(store.record_events, event)
             return
-        async with conn.transaction():
-            ticket = await store.get(conn, ticket_no=event.ticket_no, for_update=True)
-            if ticket is None:
-                raise DomainError("data.ticket_no", f"unknown ticket {event.ticket_no}")
-            if not await store.record_event(conn, event=event):
-                return  # redelivery
-            changes = _effects(ticket, event)
-            if changes:
-                await store.update(conn, ticket_no=event.ticket_no, **changes)
+        ticket = await store.get(u.conn, ticket_no=event.ticket_no, for_update=True)
+        if ticket is None:
+            raise DomainError("data.ticket_no", f"unknown ticket {event.ticket_no}")
+        if not await store.record_event(u.conn, event=event):
+            return  # redelivery
+        changes = _effects(ticket, event)
+        if changes:
+            await store.update(u.conn, ticket_no=event.ticket_no, **changes)
 
 
 ASSIGNING = frozenset({"ticket.routed", "ticket.escalated"})
-
-
-async def _known(conn: asyncpg.Connection, event: CloudEvent) -> None:
-    """Not inserted: a redelivery (fine) or an event about a ticket intake never registered."""
-    if await store.get(conn, ticket_no=event.ticket_no or "") is None:
-        raise DomainError("data.ticket_no", f"unknown ticket {event.ticket_no}")
 
 
 def _effects(ticket: asyncpg.Record, event: CloudEvent) -> dict[str, Any]:
@@ -196,13 +179,13 @@ async def contact(pool: asyncpg.Pool, *, ticket_no: str, caller: str, per_minute
     recorded (caller, ticket, time) and counted; over ``per_minute`` reads a minute a key gets 429."""
     async with pool.acquire() as conn, conn.transaction():
         if await store.count_contact_read(conn, caller=caller) > per_minute:
-            after_commit(metrics.CONTACT_READS.labels(caller, "limited").inc)
+            metrics.CONTACT_READS.labels(caller, "limited").inc()
             raise TooManyRequests("X-API-Key", f"more than {per_minute} contact reads a minute for {caller!r}")
         t = await store.get(conn, ticket_no=ticket_no)
         if t is None:
             raise NotFound("ticket_no", f"no ticket {ticket_no}")
         await store.record_contact_read(conn, caller=caller, ticket_no=ticket_no)
-    after_commit(metrics.CONTACT_READS.labels(caller, "read").inc)
+    metrics.CONTACT_READS.labels(caller, "read").inc()  # committed: an HTTP read is never in a batch
     return {"ticket_no": ticket_no, "name": t["customer_name"], "phone": t["customer_phone"],
             "email": t["customer_email"], "language": t["customer_language"], "tier": t["customer_tier"],
             "channel": t["channel"]}

@@ -40,7 +40,7 @@ def build_runtime(
     opts = options or NotificationSettings()
     cfg = load_rules(opts.rules_file)
     templates = Templates(opts.templates_dir, default_language=cfg.defaults.language, tz=rt.settings.tz)
-    worker = Worker(cfg=cfg, templates=templates, opts=opts, tz=rt.settings.tz)
+    worker = Worker(rt, cfg=cfg, templates=templates, opts=opts, tz=rt.settings.tz)
 
     keys = sorted(set(cfg.events()) | FACT_EVENTS)
     queue = quorum_queue("notification.events", routing_key=keys[0], delivery_limit=rt.settings.delivery_limit)
@@ -54,10 +54,9 @@ def build_runtime(
         client = httpx.AsyncClient(limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
         intake = contacts.IntakeContacts(opts.intake_url, _api_key(r.settings, opts), transport=intake_transport)
         clients[:] = [client, intake]
-        worker.start(pool=r.pool, broker=r.broker, channels=channels.build(cfg, client), intake=intake)
+        worker.attach(channels=channels.build(cfg, client), intake=intake)
 
-    async def stop(r: Runtime) -> None:
-        await worker.stop()
+    async def stop(r: Runtime) -> None:  # after the worker (a loop) has stopped
         for c in clients:
             await (c.aclose() if isinstance(c, httpx.AsyncClient) else c.close())
 
@@ -66,6 +65,7 @@ def build_runtime(
             metrics.set_deliveries(await store.status_counts(conn), cfg.channels)
 
     rt.on_start.append(start)
+    rt.add_loop(worker)
     rt.on_stop.append(stop)
     rt.metrics_hooks.append(refresh)
     metrics.init(cfg.channels)

@@ -47,18 +47,24 @@ async def update_facts(conn: asyncpg.Connection, *, ticket_no: str, changes: Map
 
 # ---- deliveries: planning ----
 
-async def add_delivery(
-    conn: asyncpg.Connection, *, event_id: str, event_type: str, ticket_no: str | None, planned: Planned,
-    context: Mapping[str, Any], due: datetime,
-) -> int | None:
-    """Insert one delivery; None when (event, recipient, channel) already has one (redelivery)."""
-    return await conn.fetchval(
+def delivery_row(*, event_id: str, event_type: str, ticket_no: str | None, planned: Planned,
+                 context: Mapping[str, Any], due: datetime) -> tuple[Any, ...]:
+    """One row for ``add_deliveries`` (in its column order)."""
+    return (event_id, event_type, ticket_no, planned.recipient, planned.rate_key, planned.channel, planned.template,
+            planned.language, planned.urgent, planned.quiet, orjson.dumps(context).decode(), due)
+
+
+async def add_deliveries(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert planned deliveries in one statement, in planning order; one that (event, recipient, channel)
+    already has (a redelivery) is skipped."""
+    cols = list(zip(*rows, strict=True))
+    await conn.execute(
         f"""INSERT INTO {S}.deliveries (event_id, event_type, ticket_no, recipient, rate_key, channel, template,
                 language, urgent, quiet, context, next_attempt_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
-            ON CONFLICT (event_id, recipient, channel) DO NOTHING RETURNING id""",
-        event_id, event_type, ticket_no, planned.recipient, planned.rate_key, planned.channel, planned.template,
-        planned.language, planned.urgent, planned.quiet, orjson.dumps(context).decode(), due,
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::bool[], $10::bool[], $11::jsonb[], $12::timestamptz[])
+            ON CONFLICT (event_id, recipient, channel) DO NOTHING""",
+        *(list(c) for c in cols),
     )
 
 

@@ -11,7 +11,6 @@ event (outbox); a final failure is then published to ``helpdesk.dlx``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,9 +27,10 @@ from services.notification.channels import Channel, Outgoing
 from services.notification.config import NotificationSettings, RulesConfig
 from services.notification.domain import DeliveryError
 from services.notification.templates import Templates
-from shared import outbox
+from shared.dueloop import DueLoop
 from shared.events import NotificationFailed, NotificationSent
 from shared.masking import mask_text
+from shared.runtime import Runtime
 from shared.topology import DLX, EVENTS, REASON_HEADER
 
 log = logging.getLogger(__name__)
@@ -42,72 +42,38 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Worker:
-    def __init__(self, *, cfg: RulesConfig, templates: Templates, opts: NotificationSettings, tz: ZoneInfo,
-                 clock: Callable[[], datetime] = utcnow) -> None:
-        self.cfg, self.templates, self.opts, self.tz, self.clock = cfg, templates, opts, tz, clock
-        self.pool: asyncpg.Pool
-        self.broker: RabbitBroker
+class Worker(DueLoop):
+    """The delivery loop (``rt.add_loop``): woken by ``wake()`` when a batch planned deliveries, and by
+    the next due moment (retries, held messages); ``worker_poll_s`` bounds a sleep."""
+
+    grace_s = 10.0  # a stop lets the current pass finish its sends
+
+    def __init__(self, rt: Runtime, *, cfg: RulesConfig, templates: Templates, opts: NotificationSettings,
+                 tz: ZoneInfo, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(name="notification-worker", listen_dsn=None, channel=None, max_sleep_s=opts.worker_poll_s)
+        self.rt, self.cfg, self.templates, self.opts, self.tz, self.clock = rt, cfg, templates, opts, tz, clock
         self.channels: dict[str, Channel] = {}
-        self.intake: contacts.IntakeContacts
+        self.intake: contacts.IntakeContacts | None = None
         self._sem = asyncio.Semaphore(opts.worker_concurrency)
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
 
-    # ---- lifecycle ----
+    def attach(self, *, channels: dict[str, Channel], intake: contacts.IntakeContacts) -> None:
+        """The senders, made at start (they hold HTTP clients); the loop starts after this."""
+        self.channels, self.intake = channels, intake
 
-    def start(self, *, pool: asyncpg.Pool, broker: RabbitBroker, channels: dict[str, Channel],
-              intake: contacts.IntakeContacts) -> None:
-        self.pool, self.broker, self.channels, self.intake = pool, broker, channels, intake
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="notification-worker")
+    def on_error(self, exc: Exception) -> None:  # database or broker down: rows stay, try again
+        log.warning("delivery pass failed", extra={"error": repr(exc)})
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        """Let the current pass finish its sends (bounded), then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
-            except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        backoff = 0.1
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                while await self.pass_once() >= self.opts.worker_batch and not self._stopping:
-                    pass
-                await self.dead_letter_failed()
-                delay = await self._idle_delay()
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - database or broker down: rows stay, try again
-                log.warning("delivery pass failed", extra={"error": repr(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-
-    async def _idle_delay(self) -> float:
-        async with self.pool.acquire() as conn:
+    async def pass_once(self) -> float | None:
+        while await self.send_due() >= self.opts.worker_batch and not self.stopping:
+            pass
+        await self.dead_letter_failed()
+        async with self.rt.pool.acquire() as conn:
             due = await store.next_due(conn)
-        if due is None:
-            return self.opts.worker_poll_s
-        return min(self.opts.worker_poll_s, max(0.01, (due - self.clock()).total_seconds()))
+        return None if due is None else (due - self.clock()).total_seconds()
 
     # ---- one pass ----
 
-    async def pass_once(self) -> int:
+    async def send_due(self) -> int:
         """Claim a batch of due rows and send what may go now; returns how many rows it claimed."""
         ready, claimed = await self._claim(self.clock())
         # One ticket's messages to one recipient go one after another, in planning order (progress
@@ -128,7 +94,7 @@ class Worker:
 
     async def _claim(self, now: datetime) -> tuple[list[dict[str, Any]], int]:
         lease_until = now + timedelta(seconds=self.opts.lease_s)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.rt.pool.acquire() as conn, conn.transaction():  # no events, no inbox: a plain one
             rows = await store.lock_due(conn, now=now, limit=self.opts.worker_batch)
             ready = []
             # Sorted by rate key: the advisory locks are then always taken in one order (no deadlock).
@@ -166,7 +132,7 @@ class Worker:
             started = time.perf_counter()
             try:
                 recipient = await contacts.resolve(row["recipient"], ticket_no=row["ticket_no"], cfg=self.cfg,
-                                                   intake=self.intake)
+                                                   intake=self.intake)  # type: ignore[arg-type]
                 masked = recipient.masked(channel.address)
                 message = self.templates.render(
                     row["template"], channel=row["channel"], language=recipient.language or row["language"],
@@ -185,20 +151,19 @@ class Worker:
         now, attempt, ch = self.clock(), row["attempt"], row["channel"]
         final = error is not None and (error.permanent or attempt >= self.cfg.retry.max_attempts)
         reason = mask_text(error.reason) if error else None
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.rt.unit() as u:
             common = {"channel": ch, "template": row["template"], "recipient": masked, "attempt": attempt}
             if error is None:
-                await store.mark_sent(conn, delivery_id=row["id"], attempt=attempt, now=now, recipient_masked=masked,
-                                      duration_ms=ms)
-                await outbox.add(conn, service=SERVICE, ticket_no=row["ticket_no"], event=NotificationSent(**common))
+                await store.mark_sent(u.conn, delivery_id=row["id"], attempt=attempt, now=now,
+                                      recipient_masked=masked, duration_ms=ms)
+                u.emit(row["ticket_no"], NotificationSent(**common))
             elif final:
-                await store.mark_failed(conn, delivery_id=row["id"], attempt=attempt, now=now, error=reason or "",
+                await store.mark_failed(u.conn, delivery_id=row["id"], attempt=attempt, now=now, error=reason or "",
                                         recipient_masked=masked, duration_ms=ms)
-                await outbox.add(conn, service=SERVICE, ticket_no=row["ticket_no"],
-                                 event=NotificationFailed(**common, error=reason))
+                u.emit(row["ticket_no"], NotificationFailed(**common, error=reason))
             else:
                 next_at = now + timedelta(seconds=domain.backoff_s(attempt, self.cfg.retry))
-                await store.mark_retry(conn, delivery_id=row["id"], attempt=attempt, now=now, next_at=next_at,
+                await store.mark_retry(u.conn, delivery_id=row["id"], attempt=attempt, now=now, next_at=next_at,
                                        error=reason or "", recipient_masked=masked, duration_ms=ms)
         result = "sent" if error is None else ("failed" if final else "retry")
         metrics.ATTEMPTS.labels(ch, result).inc()
@@ -217,7 +182,7 @@ class Worker:
         """Publish every failed delivery not yet dead-lettered to ``helpdesk.dlx`` (reason in headers)."""
         total = 0
         while True:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.rt.pool.acquire() as conn, conn.transaction():  # no events: a plain one
                 rows = await store.lock_undead(conn, limit=batch)
                 for r in rows:
                     await self._publish_dead_letter(r)
@@ -235,7 +200,7 @@ class Worker:
             "recipient": r["recipient_masked"], "attempts": r["attempts"], "error": r["last_error"],
             "failed_at": r["failed_at"].isoformat() if r["failed_at"] else None,
         })
-        await self.broker.publish(
+        await self.rt.broker.publish(
             body, exchange=DLX, routing_key=r["event_type"], persist=True, mandatory=False,
             message_id=f"notification-delivery-{r['id']}", content_type="application/json",
             headers={REASON_HEADER: mask_text(reason)[:2000], "x-helpdesk-queue": QUEUE,

@@ -11,7 +11,6 @@ import asyncpg
 
 from services.review import metrics, reports, store
 from services.review.periods import Period
-from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.events import ReviewPublished
 
@@ -39,6 +38,6 @@ async def freeze(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datet
         if not await store.save_snapshot(conn, period=period.name, body=body, frozen_at=now):
             return False
         await store.add_outbox(conn, event=published_event(body, base_url=base_url, frozen_at=now))
-    after_commit(metrics.SNAPSHOTS.labels(trigger).inc)
+    metrics.SNAPSHOTS.labels(trigger).inc()
     log.info("review frozen and published", extra={"period": period.name})
     return True

@@ -14,9 +14,10 @@ import asyncpg
 
 from services.review import domain, metrics, store
 from services.review.domain import BusinessTime
-from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
+from shared.runtime import Runtime
+from shared.unit import Within
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,16 @@ async def apply_events(conn: asyncpg.Connection, events: list[Incoming], busines
     return len(todo)
 
 
-async def apply_one(pool: asyncpg.Pool, event: CloudEvent, business: BusinessTime | None) -> None:
-    """One delivery, one transaction (or the batch's): the inbox rows and the fact change commit together."""
+async def apply_one(rt: Runtime, event: CloudEvent, business: BusinessTime | None, *,
+                    within: Within = None) -> None:
+    """One delivery, one unit of work (or in the batch's): the inbox rows and the fact change commit together."""
     inc = understand(event)
-    if inc is None:
-        after_commit(metrics.IGNORED.labels(event.type).inc)
-        return
-    async with pool.acquire() as conn, conn.transaction():
-        applied = await apply_events(conn, [inc], business)
-    after_commit(metrics.APPLIED.labels(event.type, "applied" if applied else "duplicate").inc)
+    async with rt.unit(within=within) as u:
+        if inc is None:
+            u.after_commit(metrics.IGNORED.labels(event.type).inc)
+            return
+        applied = await apply_events(u.conn, [inc], business)
+        u.after_commit(metrics.APPLIED.labels(event.type, "applied" if applied else "duplicate").inc)
 
 
 async def refresh_metrics(pool: asyncpg.Pool) -> None:

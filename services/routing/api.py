@@ -51,7 +51,7 @@ async def get_roster(request: Request, who: Reader) -> dict[str, Any]:
 @router.put("/roster", summary="Replace the roster; agents left out are removed (or made unavailable "
             "while they still hold tickets)")
 async def put_roster(request: Request, body: RosterBody, who: Supervisor) -> dict[str, Any]:
-    return await roster.replace_roster(_runtime(request).pool, _rules(request), body.agents, caller=who.name)
+    return await roster.replace_roster(_runtime(request), _rules(request), body.agents, caller=who.name)
 
 
 @router.get("/agents/{agent_id}", summary="An agent and the tickets they hold")
@@ -64,7 +64,7 @@ async def get_agent(request: Request, agent_id: str, who: Reader) -> dict[str, A
 async def patch_agent(request: Request, agent_id: str, body: AgentPatch, who: Supervisor) -> dict[str, Any]:
     if body.available is None and body.capacity is None:
         raise DomainError("body", "give available and/or capacity")
-    return await roster.change_agent(_runtime(request).pool, agent_id=agent_id, available=body.available,
+    return await roster.change_agent(_runtime(request), agent_id=agent_id, available=body.available,
                                      capacity=body.capacity)
 
 

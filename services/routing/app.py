@@ -41,7 +41,7 @@ def build_runtime(settings: Settings | None = None,
     rt.bindings.append((signals_q, EVENTS, handlers.SIGNAL_KEYS[1:]))
 
     async def sync(r: Runtime) -> None:
-        await roster.sync_config(r.pool, rules, agents, rules_source=str(routing.rules_file),
+        await roster.sync_config(r, rules, agents, rules_source=str(routing.rules_file),
                                  roster_source=str(routing.roster_file))
         ready.set()
 

@@ -13,6 +13,7 @@ from services.routing.config import RuleSet
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.runtime import Runtime
+from shared.unit import Tx
 
 TICKET_KEYS = ["ticket.created", "ticket.reprioritized", "ticket.reopened", "ticket.resolved", "ticket.closed",
                "ticket.escalation_requested"]
@@ -31,7 +32,7 @@ def _event(msg: RabbitMessage, allowed: list[str]) -> CloudEvent:
 def build(rt: Runtime, rules: RuleSet, ready: asyncio.Event):
     """``ready`` is set once the configuration is in the database (consumers start a moment before)."""
 
-    async def on_ticket(msg: RabbitMessage) -> None:
+    async def on_ticket(msg: RabbitMessage, tx: Tx | None) -> None:
         """Ticket lifecycle events: ``ticket.created`` is classified, prioritised and assigned
         (``ticket.routed``); ``ticket.reprioritized`` / ``ticket.reopened`` re-route it;
         ``ticket.resolved`` / ``ticket.closed`` free the assignee's slot for the oldest queued ticket;
@@ -40,21 +41,21 @@ def build(rt: Runtime, rules: RuleSet, ready: asyncio.Event):
         await asyncio.wait_for(ready.wait(), 30)
         match event.type:
             case "ticket.created":
-                await assign.route_created(rt.pool, rules, event)
+                await assign.route_created(rt, rules, event, within=tx)
             case "ticket.reprioritized":
-                await assign.reprioritize(rt.pool, event)
+                await assign.reprioritize(rt, event, within=tx)
             case "ticket.reopened":
-                await assign.reopen(rt.pool, rules, event)
+                await assign.reopen(rt, rules, event, within=tx)
             case "ticket.resolved" | "ticket.closed":
-                await assign.release(rt.pool, event)
+                await assign.release(rt, event, within=tx)
             case "ticket.escalation_requested":
-                await assign.request_escalation(rt.pool, rules, event)
+                await assign.request_escalation(rt, rules, event, within=tx)
 
-    async def on_signal(msg: RabbitMessage) -> None:
+    async def on_signal(msg: RabbitMessage, tx: Tx | None) -> None:
         """``sla.warning`` -> the assignee's lead; ``sla.breached`` -> the department supervisor, then the
         manager; ``survey.negative`` -> the manager (call back within the hour): ``ticket.escalated``."""
         event = _event(msg, SIGNAL_KEYS)
         await asyncio.wait_for(ready.wait(), 30)
-        await escalate.on_signal(rt.pool, rules, event)
+        await escalate.on_signal(rt, rules, event, within=tx)
 
     return on_ticket, on_signal

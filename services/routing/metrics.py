@@ -7,7 +7,6 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from shared.batching import after_commit
 from shared.events import CATEGORIES
 from shared.messages import CHANNELS
 
@@ -35,8 +34,8 @@ AGENT_CAPACITY = Gauge("helpdesk_routing_agent_capacity", "Capacity per agent (0
 
 
 class Pending:
-    """Metric increments of one transaction, applied by ``commit()`` after it committed (a rolled back,
-    retried message must not count twice)."""
+    """Metric increments of one transaction, applied by ``apply`` once it committed (register it with
+    ``u.after_commit(pending.apply)``: a rolled back, retried message must not count twice)."""
 
     def __init__(self) -> None:
         self._created: list[tuple[str, str]] = []
@@ -52,10 +51,7 @@ class Pending:
     def escalation(self, trigger: str, level: int) -> None:
         self._escalations.append((trigger, str(level)))
 
-    def commit(self) -> None:
-        after_commit(self._apply)  # in a batch of deliveries: once the batch has committed
-
-    def _apply(self) -> None:
+    def apply(self) -> None:
         for labels in self._created:
             TICKETS_CREATED.labels(*labels).inc()
         for labels in self._decisions:

@@ -239,3 +239,8 @@ async def escalations(conn: asyncpg.Connection, *, ticket_no: str) -> list[async
         f"SELECT trigger, level, role, to_whom AS to, reason, due_at, at FROM {S}.escalations"
         " WHERE ticket_no = $1 ORDER BY id", ticket_no,
     )
+
+
+async def clock_now(conn: asyncpg.Connection) -> datetime:
+    """The database's wall clock now (``clock_timestamp()``, not the transaction's start)."""
+    return await conn.fetchval("SELECT clock_timestamp()")

@@ -3,23 +3,17 @@ lifespan runs; a bad policy file refuses to build the app."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.sla import handlers, policy, usecases
-from services.sla.worker import Timers
+from services.sla import api, handlers, policy, usecases
 from services.sla.lifecycle import Reactor
-from shared import db
-from shared.auth import Principal, require
+from services.sla.worker import Timers
 from shared.consumer import subscribe
-from shared.errors import NotFound
-from shared.messages import TICKET_NO_PATTERN
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.topology import EVENTS, quorum_queue
@@ -52,33 +46,12 @@ def build_runtime(settings: Settings | None = None, sla: SlaSettings | None = No
     subscribe(rt.broker, queue, EVENTS, handlers.build(rt, reactor), service=SERVICE, batch=rt.batching())
     rt.bindings.append((queue, EVENTS, ["survey.negative"]))
     rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
-
-    async def start_timers(r: Runtime) -> None:
-        timers = Timers(pool=r.pool, reactor=reactor, listen_dsn=db.role_dsn(r.settings, SERVICE),
-                        batch=sla.timer_batch, max_sleep_s=sla.max_sleep_s)
-        r.timers = timers  # type: ignore[attr-defined]
-        timers.start()
-
-    async def stop_timers(r: Runtime) -> None:
-        if timers := getattr(r, "timers", None):
-            await timers.stop()
-
-    rt.on_start.append(start_timers)
-    rt.on_stop.append(stop_timers)
+    rt.add_loop(Timers(rt, reactor=reactor, batch=sla.timer_batch, max_sleep_s=sla.max_sleep_s))
     return rt
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     rt = build_runtime(settings)
     app = rt.fastapi(title="helpdesk sla", description=DESCRIPTION)
-
-    @app.get("/v1/sla/{ticket_no}", tags=["sla"], summary="A ticket's SLA clocks: targets, deadlines, state")
-    async def ticket_clocks(ticket_no: str, who: Annotated[Principal, Depends(require("agent", "analyst"))]) -> dict[str, Any]:
-        if not re.fullmatch(TICKET_NO_PATTERN, ticket_no):
-            raise NotFound("ticket_no", f"{ticket_no!r} is not a ticket number")
-        found = await usecases.view(rt.pool, ticket_no=ticket_no)
-        if not found:
-            raise NotFound("ticket_no", f"no SLA clocks for {ticket_no}")
-        return {"ticket_no": ticket_no, "clocks": found}
-
+    app.include_router(api.router)
     return app

@@ -12,15 +12,16 @@ from services.sla import usecases
 from services.sla.lifecycle import Reactor
 from shared.envelope import CloudEvent
 from shared.runtime import Runtime
+from shared.unit import Tx
 
 
 def build(rt: Runtime, reactor: Reactor):
-    async def on_ticket_event(msg: RabbitMessage) -> None:
+    async def on_ticket_event(msg: RabbitMessage, tx: Tx | None) -> None:
         """Ticket lifecycle events (``ticket.*``) and ``survey.negative`` start, pause, resume,
         re-target and stop the ticket's SLA clocks; announcements go out as ``sla.started``,
         ``sla.warning``, ``sla.breached`` and ``sla.met``."""
         attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
-        await usecases.apply_event(rt.pool, reactor, CloudEvent.from_bytes(msg.body),
-                                 last_try=attempt + 1 >= rt.settings.delivery_limit)
+        await usecases.apply_event(rt, reactor, CloudEvent.from_bytes(msg.body),
+                                   last_try=attempt + 1 >= rt.settings.delivery_limit, within=tx)
 
     return on_ticket_event

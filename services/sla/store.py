@@ -96,3 +96,8 @@ async def clocks_of(conn: asyncpg.Connection, *, ticket_no: str) -> list[Clock]:
     rows = await conn.fetch(
         f"SELECT {', '.join(_CLOCK_COLS)} FROM {S}.clocks WHERE ticket_no = $1 ORDER BY metric", ticket_no)
     return [_clock(r) for r in rows]
+
+
+async def ensure_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> None:
+    """A row for the ticket (its lock serialises the ticket's events)."""
+    await conn.execute(f"INSERT INTO {S}.tickets (ticket_no) VALUES ($1) ON CONFLICT DO NOTHING", ticket_no)

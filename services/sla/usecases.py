@@ -1,4 +1,4 @@
-"""The SLA service's use cases: each is one transaction holding the clock changes, the events they
+"""The SLA service's use cases: each is one unit of work (``rt.unit``) holding the clock changes, the events they
 announce (outbox) and the inbox row of the message that caused them."""
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ import asyncpg
 from services.sla import metrics, store
 from services.sla.domain import Announcement
 from services.sla.lifecycle import Reactor, Ticket
-from shared import inbox, outbox
-from shared.batching import after_commit
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
+from shared.runtime import Runtime
+from shared.unit import Unit, Within
 
 SERVICE = "sla"
 CONSUMER = "sla.tickets"
 log = logging.getLogger(__name__)
 
 
-async def announce(conn: asyncpg.Connection, announcements: list[Announcement]) -> None:
+def announce(u: Unit, announcements: list[Announcement]) -> None:
     for clock, event in announcements:
-        await outbox.add(conn, service=SERVICE, ticket_no=clock.ticket_no, event=event)
+        u.emit(clock.ticket_no, event)
 
 
 class OutOfOrder(Exception):
@@ -54,20 +54,21 @@ def _gate(ticket: Ticket | None, event: CloudEvent, *, last_try: bool) -> bool:
     raise DomainError("data.seq", f"{event.type} has seq {seq} but seq {last + 1} never arrived")
 
 
-async def apply_event(pool: asyncpg.Pool, reactor: Reactor, event: CloudEvent, *, last_try: bool = True) -> None:
+async def apply_event(rt: Runtime, reactor: Reactor, event: CloudEvent, *, last_try: bool = True,
+                      within: Within = None) -> None:
     """Apply a ticket or survey event to the ticket's clocks (a redelivered event changes nothing)."""
     handled = reactor.handles(event.type)
     if not handled and event.source != INTAKE:
         return
     if not event.ticket_no:
         raise DomainError("data.ticket_no", "missing")
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
+        conn = u.conn
         if event.type in ("ticket.created", "ticket.routed"):
             # the row lock serialises this ticket's events; make sure there is a row to lock
-            await conn.execute(f"INSERT INTO {SERVICE}.tickets (ticket_no) VALUES ($1) ON CONFLICT DO NOTHING",
-                               event.ticket_no)
+            await store.ensure_ticket(conn, ticket_no=event.ticket_no)
         ticket = await store.lock_ticket(conn, ticket_no=event.ticket_no)
         if not _gate(ticket, event, last_try=last_try):
             return
@@ -83,9 +84,9 @@ async def apply_event(pool: asyncpg.Pool, reactor: Reactor, event: CloudEvent, *
             await store.save_ticket(conn, ticket=out.ticket)
         if out.changed:
             await store.save_clocks(conn, [out.clocks[m] for m in sorted(out.changed)])
-        await announce(conn, out.announcements)
-    after_commit(lambda: metrics.count(out.announcements))
-    after_commit(lambda: metrics.observe(out.observations))
+        announce(u, out.announcements)
+        u.after_commit(lambda: metrics.count(out.announcements))
+        u.after_commit(lambda: metrics.observe(out.observations))
     if out.announcements:
         log.info("sla clocks changed", extra={"ticket_no": event.ticket_no, "cause": event.type,
                                               "announced": [e.type for _, e in out.announcements]})

@@ -13,27 +13,28 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
-
 from services.sla import domain, metrics, store
-from services.sla.usecases import announce
 from services.sla.lifecycle import Reactor
+from services.sla.usecases import announce
+from shared import db
 from shared.dueloop import DueLoop
+from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 class Timers(DueLoop):
-    def __init__(self, *, pool: asyncpg.Pool, reactor: Reactor, listen_dsn: str, schema: str = "sla",
-                 batch: int = 500, max_sleep_s: float = 30.0) -> None:
-        super().__init__(name="sla-timers", listen_dsn=listen_dsn, channel=f"{schema}_timers",
-                         max_sleep_s=max_sleep_s)
-        self.pool, self.reactor, self.schema, self.batch = pool, reactor, schema, batch
+    """Registered with ``rt.add_loop``; each batch of due timers is one unit of work."""
+
+    def __init__(self, rt: Runtime, *, reactor: Reactor, batch: int = 500, max_sleep_s: float = 30.0) -> None:
+        super().__init__(name="sla-timers", listen_dsn=db.role_dsn(rt.settings, rt.service),
+                         channel=f"{rt.service}_timers", max_sleep_s=max_sleep_s)
+        self.rt, self.reactor, self.batch = rt, reactor, batch
 
     async def pass_once(self) -> float | None:
         while await self.fire_once() >= self.batch:
             pass
-        async with self.pool.acquire() as conn:
+        async with self.rt.pool.acquire() as conn:
             return await store.seconds_to_next(conn)
 
     def on_error(self, exc: Exception) -> None:  # database trouble: nothing is lost, the rows stay due
@@ -42,8 +43,8 @@ class Timers(DueLoop):
     async def fire_once(self) -> int:
         """Fire one batch of due timers; returns how many rows were claimed."""
         p = self.reactor.p
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await store.claim_due(conn, limit=self.batch)
+        async with self.rt.unit() as u:
+            claimed = await store.claim_due(u.conn, limit=self.batch)
             if not claimed:
                 return 0
             # one lock order (ticket, metric) for the per-ticket event sequence rows: no deadlocks
@@ -56,10 +57,14 @@ class Timers(DueLoop):
                 if clock.fire_at is not None:
                     late += [(e.type.removeprefix("sla."), (now - clock.fire_at).total_seconds())
                              for _, e in announcements]
-            await store.save_clocks(conn, fired)
-            await announce(conn, said)
-        metrics.count(said)
-        for kind, seconds in late:
-            metrics.LATENESS.labels(kind).observe(max(0.0, seconds))
-            metrics.FIRED.labels(kind).inc()
+            await store.save_clocks(u.conn, fired)
+            announce(u, said)
+            u.after_commit(lambda: _count(said, late))
         return len(claimed)
+
+
+def _count(said: list[domain.Announcement], late: list[tuple[str, float]]) -> None:
+    metrics.count(said)
+    for kind, seconds in late:
+        metrics.LATENESS.labels(kind).observe(max(0.0, seconds))
+        metrics.FIRED.labels(kind).inc()

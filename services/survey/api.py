@@ -121,7 +121,7 @@ async def _answer_json(request: Request, token: str, raw: bytes) -> JSONResponse
         answer = SurveyAnswer.model_validate(body)
     except ValidationError as exc:
         return JSONResponse(error_body(_errors(exc)), status_code=422)
-    row, verdict = await usecases.answer(rt.pool, policy, token=token, answer=answer, now=datetime.now(UTC))
+    row, verdict = await usecases.answer(rt, policy, token=token, answer=answer, now=datetime.now(UTC))
     return JSONResponse({"survey_id": str(row["survey_id"]), "ticket_no": row["ticket_no"], "status": "answered",
                          "satisfied": verdict.satisfied, "negative": verdict.negative}, status_code=201)
 
@@ -150,7 +150,7 @@ async def _answer_form(request: Request, token: str, raw: bytes, lang_override: 
                                 errors=page.field_errors(exc, lang))
         return HTMLResponse(html, status_code=422, headers=PAGE_HEADERS)
     try:
-        await usecases.answer(rt.pool, policy, token=token, answer=answer, now=datetime.now(UTC))
+        await usecases.answer(rt, policy, token=token, answer=answer, now=datetime.now(UTC))
     except DomainError:  # answered or expired in the meantime
         return _closed(domain.page_state(await _find(request, token), datetime.now(UTC)), lang)
     query = f"?{urlencode({'lang': lang_override})}" if lang_override in domain.LANGUAGES else ""

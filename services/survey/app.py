@@ -10,12 +10,12 @@ from fastapi import FastAPI
 
 from services.survey import api, handlers, usecases
 from services.survey.config import SurveyConfig
-from services.survey.worker import DueWorker
+from services.survey.events import SurveyCompletedScored, SurveyNegativeFlagged
 from services.survey.usecases import Policy
-from shared import db
+from services.survey.worker import DueWorker
 from shared.consumer import subscribe
 from shared.events import (
-    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
+    SurveyCancelled, SurveyExpired, SurveyReminder, SurveySent,
 )
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -49,16 +49,7 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     subscribe(rt.broker, queue, EVENTS, handlers.build(rt, policy), service=SERVICE, batch=rt.batching())
     rt.bindings.append((queue, EVENTS, ["ticket.created", "ticket.reopened"]))
 
-    async def start_scheduler(r: Runtime) -> None:
-        worker = DueWorker(
-            pool=r.pool, listen_dsn=db.role_dsn(r.settings, SERVICE), channel=f"{SERVICE}_due",
-            run=lambda now, limit: usecases.run_due(r.pool, policy, now=now, limit=limit),
-            next_due=lambda: usecases.next_due(r.pool), batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s,
-        )
-        worker.start()
-        r.on_stop.append(lambda _: worker.stop())
-
-    rt.on_start.append(start_scheduler)
+    rt.add_loop(DueWorker(rt, policy, batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s))
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(
         lambda r: usecases.refresh_metrics(r.pool, now=datetime.now(UTC), window_days=30))

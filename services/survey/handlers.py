@@ -12,10 +12,11 @@ from services.survey.usecases import Policy
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.runtime import Runtime
+from shared.unit import Tx
 
 
 def build(rt: Runtime, policy: Policy):
-    async def on_ticket(msg: RabbitMessage) -> None:
+    async def on_ticket(msg: RabbitMessage, tx: Tx | None) -> None:
         """Ticket lifecycle events the survey acts on: ``ticket.created`` (the customer and language,
         a complaint joins the customer's history), ``ticket.resolved`` (a survey, sent after the
         configured delay as ``survey.sent``), ``ticket.reopened`` (a pending or unanswered survey is
@@ -25,11 +26,11 @@ def build(rt: Runtime, policy: Policy):
             raise DomainError("data.ticket_no", "missing")
         now = datetime.now(UTC)
         if event.type == "ticket.created":
-            await usecases.record_ticket(rt.pool, event=event)
+            await usecases.record_ticket(rt, event=event, within=tx)
         elif event.type == "ticket.resolved":
-            await usecases.schedule(rt.pool, policy, event=event, now=now)
+            await usecases.schedule(rt, policy, event=event, now=now, within=tx)
         elif event.type == "ticket.reopened":
-            await usecases.cancel_on_reopen(rt.pool, event=event, now=now)
+            await usecases.cancel_on_reopen(rt, event=event, now=now, within=tx)
         else:
             raise DomainError("type", f"survey does not consume {event.type}")
 

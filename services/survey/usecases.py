@@ -1,4 +1,4 @@
-"""Survey's use cases: each is one transaction holding the state change, its events and its inbox row."""
+"""Survey's use cases: each is one unit of work (``rt.unit``) holding the state change, its events and its inbox row."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import asyncpg
 
 from services.survey import domain, metrics, store
 from services.survey.domain import SurveyAnswer, Timing, Verdict
-from shared import inbox, outbox
-from shared.batching import after_commit
+from services.survey.events import SurveyCompletedScored, SurveyNegativeFlagged
 from shared.envelope import CloudEvent
 from shared.events import (
-    SurveyCancelled, SurveyCompletedScored, SurveyExpired, SurveyNegativeFlagged, SurveyReminder, SurveySent,
+    SurveyCancelled, SurveyExpired, SurveyReminder, SurveySent,
     TicketCreated, TicketReopened, TicketResolved,
 )
+from shared.runtime import Runtime
+from shared.unit import Unit, Within
 
 SERVICE = "survey"
 CONSUMER = "survey.tickets"
@@ -33,10 +34,6 @@ class Policy:
     window_days: int = 30
 
 
-async def _claim(conn: asyncpg.Connection, event: CloudEvent) -> bool:
-    return await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id)
-
-
 def _planned(row: asyncpg.Record, changes: dict[str, Any]) -> dict[str, Any]:
     """``changes`` plus the row's next due moment after them."""
     return {**changes, "due_at": domain.due_at({**dict(row), **changes})}
@@ -45,34 +42,35 @@ def _planned(row: asyncpg.Record, changes: dict[str, Any]) -> dict[str, Any]:
 # ---- events in ----------------------------------------------------------------------------------
 
 
-async def record_ticket(pool: asyncpg.Pool, *, event: CloudEvent) -> None:
+async def record_ticket(rt: Runtime, *, event: CloudEvent, within: Within = None) -> None:
     """Remember the ticket's customer and language; a complaint joins the customer's history."""
     data = TicketCreated.model_validate(event.data)
     # the contract's keyed hash when intake gave one (every ticket of a customer shares it)
     key = data.customer_key or domain.customer_key(data.customer.model_dump())
-    async with pool.acquire() as conn, conn.transaction():
-        if not await _claim(conn, event):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
-        await store.lock_ticket(conn, ticket_no=event.ticket_no)
+        await store.lock_ticket(u.conn, ticket_no=event.ticket_no)
         await store.set_customer(
-            conn, ticket_no=event.ticket_no, customer_key=key, language=domain.language(data.customer.language),
+            u.conn, ticket_no=event.ticket_no, customer_key=key, language=domain.language(data.customer.language),
             complaint=data.complaint is not None, created_at=data.created_at,
         )
         if key and data.complaint is not None:
-            await store.add_history(conn, customer_key=key, ticket_no=event.ticket_no, kind="complaint",
+            await store.add_history(u.conn, customer_key=key, ticket_no=event.ticket_no, kind="complaint",
                                     at=data.received_at)
 
 
-async def schedule(pool: asyncpg.Pool, policy: Policy, *, event: CloudEvent, now: datetime) -> str | None:
+async def schedule(rt: Runtime, policy: Policy, *, event: CloudEvent, now: datetime,
+                   within: Within = None) -> str | None:
     """A resolution gets a survey, sent at once when its delay has passed, else by the scheduler.
     Returns the survey's status, or None when nothing was created (duplicate, or superseded)."""
     data = TicketResolved.model_validate(event.data)
     ticket_no, seq = event.ticket_no, int(event.data.get("seq") or 0)
-    async with pool.acquire() as conn, conn.transaction():
-        if not await _claim(conn, event):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return None
-        ticket = await store.lock_ticket(conn, ticket_no=ticket_no)
-        live = await store.live_for_ticket(conn, ticket_no=ticket_no)
+        ticket = await store.lock_ticket(u.conn, ticket_no=ticket_no)
+        live = await store.live_for_ticket(u.conn, ticket_no=ticket_no)
         decision = domain.on_resolution(seq=seq, reopened_seq=ticket["reopened_seq"],
                                         live_seq=live["resolution_seq"] if live else None)
         if decision == "skip":
@@ -80,46 +78,46 @@ async def schedule(pool: asyncpg.Pool, policy: Policy, *, event: CloudEvent, now
             return None
         was_sent = None
         if decision == "supersede":
-            was_sent = await _withdraw(conn, live, reason="superseded by a later resolution", now=now)
+            was_sent = await _withdraw(u, live, reason="superseded by a later resolution", now=now)
         complaint = data.complaint or ticket["complaint"]
         row = await store.insert_survey(
-            conn, ticket_no=ticket_no, token=domain.new_token(), language=ticket["language"],
+            u.conn, ticket_no=ticket_no, token=domain.new_token(), language=ticket["language"],
             customer_key=ticket["customer_key"], complaint=complaint, resolution_event=event.id,
             resolution_seq=seq, resolved_at=data.at, send_at=policy.timing.send_at(data.at, complaint=complaint),
         )
         if domain.next_step(row, now) == "send":
-            row = await _send(conn, policy, row, now)
-    if was_sent is not None:
-        after_commit(metrics.CANCELLED.labels(str(was_sent).lower()).inc)
-    if row["status"] == "sent":
-        after_commit(metrics.SENT.labels(str(row["complaint"]).lower()).inc)
+            row = await _send(u, policy, row, now)
+        if was_sent is not None:
+            u.after_commit(metrics.CANCELLED.labels(str(was_sent).lower()).inc)
+        if row["status"] == "sent":
+            u.after_commit(metrics.SENT.labels(str(row["complaint"]).lower()).inc)
     return row["status"]
 
 
-async def cancel_on_reopen(pool: asyncpg.Pool, *, event: CloudEvent, now: datetime) -> bool:
+async def cancel_on_reopen(rt: Runtime, *, event: CloudEvent, now: datetime, within: Within = None) -> bool:
     """A reopened ticket was not really resolved: its pending or unanswered survey is withdrawn (the
     link then says so), and the next resolution brings a new one. Answered surveys stay."""
     data = TicketReopened.model_validate(event.data)
     seq = int(event.data.get("seq") or 0)
-    async with pool.acquire() as conn, conn.transaction():
-        if not await _claim(conn, event):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return False
-        await store.lock_ticket(conn, ticket_no=event.ticket_no)
-        await store.set_reopened(conn, ticket_no=event.ticket_no, seq=seq)
-        live = await store.live_for_ticket(conn, ticket_no=event.ticket_no)
+        await store.lock_ticket(u.conn, ticket_no=event.ticket_no)
+        await store.set_reopened(u.conn, ticket_no=event.ticket_no, seq=seq)
+        live = await store.live_for_ticket(u.conn, ticket_no=event.ticket_no)
         if not domain.reopen_withdraws(seq=seq, live_seq=live["resolution_seq"] if live else None):
             return False
-        was_sent = await _withdraw(conn, live, reason=f"ticket reopened: {data.reason}", now=now)
-    after_commit(metrics.CANCELLED.labels(str(was_sent).lower()).inc)
+        was_sent = await _withdraw(u, live, reason=f"ticket reopened: {data.reason}", now=now)
+        u.after_commit(metrics.CANCELLED.labels(str(was_sent).lower()).inc)
     return True
 
 
-async def _withdraw(conn: asyncpg.Connection, live: asyncpg.Record, *, reason: str, now: datetime) -> bool:
+async def _withdraw(u: Unit, live: asyncpg.Record, *, reason: str, now: datetime) -> bool:
     """Cancel a live survey and say so (``survey.cancelled``); True when its link had been sent."""
     was_sent = live["status"] == "sent"
-    await store.update(conn, survey_id=live["survey_id"], status="cancelled", ended_at=now, due_at=None,
+    await store.update(u.conn, survey_id=live["survey_id"], status="cancelled", ended_at=now, due_at=None,
                        cancel_reason=reason)
-    await outbox.add(conn, service=SERVICE, ticket_no=live["ticket_no"], event=SurveyCancelled(
+    u.emit(live["ticket_no"], SurveyCancelled(
         survey_id=str(live["survey_id"]), reason=reason, was_sent=was_sent))
     return was_sent
 
@@ -127,27 +125,27 @@ async def _withdraw(conn: asyncpg.Connection, live: asyncpg.Record, *, reason: s
 # ---- due work (the scheduler) -------------------------------------------------------------------
 
 
-async def _send(conn: asyncpg.Connection, policy: Policy, row: asyncpg.Record, now: datetime) -> asyncpg.Record:
+async def _send(u: Unit, policy: Policy, row: asyncpg.Record, now: datetime) -> asyncpg.Record:
     remind_at, expires_at = policy.timing.after_send(now)
-    row = await store.update(conn, survey_id=row["survey_id"], **_planned(row, {
+    row = await store.update(u.conn, survey_id=row["survey_id"], **_planned(row, {
         "status": "sent", "sent_at": now, "remind_at": remind_at, "expires_at": expires_at}))
-    await outbox.add(conn, service=SERVICE, ticket_no=row["ticket_no"], event=SurveySent(
+    u.emit(row["ticket_no"], SurveySent(
         survey_id=str(row["survey_id"]), url=domain.survey_url(policy.base_url, row["token"])))
     return row
 
 
-async def _remind(conn: asyncpg.Connection, policy: Policy, row: asyncpg.Record, now: datetime) -> asyncpg.Record:
-    row = await store.update(conn, survey_id=row["survey_id"], **_planned(row, {"reminded_at": now}))
-    await outbox.add(conn, service=SERVICE, ticket_no=row["ticket_no"], event=SurveyReminder(
+async def _remind(u: Unit, policy: Policy, row: asyncpg.Record, now: datetime) -> asyncpg.Record:
+    row = await store.update(u.conn, survey_id=row["survey_id"], **_planned(row, {"reminded_at": now}))
+    u.emit(row["ticket_no"], SurveyReminder(
         survey_id=str(row["survey_id"]), url=domain.survey_url(policy.base_url, row["token"]),
         expires_at=row["expires_at"], language=row["language"]))
     return row
 
 
-async def _expire(conn: asyncpg.Connection, policy: Policy, row: asyncpg.Record, now: datetime) -> asyncpg.Record:
-    row = await store.update(conn, survey_id=row["survey_id"], **_planned(row, {"status": "expired",
+async def _expire(u: Unit, policy: Policy, row: asyncpg.Record, now: datetime) -> asyncpg.Record:
+    row = await store.update(u.conn, survey_id=row["survey_id"], **_planned(row, {"status": "expired",
                                                                                "ended_at": now}))
-    await outbox.add(conn, service=SERVICE, ticket_no=row["ticket_no"], event=SurveyExpired(
+    u.emit(row["ticket_no"], SurveyExpired(
         survey_id=str(row["survey_id"]), sent_at=row["sent_at"], reminded=row["reminded_at"] is not None))
     return row
 
@@ -155,17 +153,22 @@ async def _expire(conn: asyncpg.Connection, policy: Policy, row: asyncpg.Record,
 _STEPS = {"send": _send, "remind": _remind, "expire": _expire}
 
 
-async def run_due(pool: asyncpg.Pool, policy: Policy, *, now: datetime, limit: int) -> int:
+async def run_due(rt: Runtime, policy: Policy, *, now: datetime, limit: int) -> int:
     """Do the work that is due at ``now`` on at most ``limit`` rows; returns how many were claimed."""
     done: list[tuple[str, asyncpg.Record]] = []
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await store.claim_due(conn, now=now, limit=limit)
+    async with rt.unit() as u:
+        rows = await store.claim_due(u.conn, now=now, limit=limit)
         for row in rows:
             step = domain.next_step(row, now)
             if step is None:  # due_at was stale: re-plan it
-                await store.update(conn, survey_id=row["survey_id"], **_planned(row, {}))
+                await store.update(u.conn, survey_id=row["survey_id"], **_planned(row, {}))
                 continue
-            done.append((step, await _STEPS[step](conn, policy, row, now)))
+            done.append((step, await _STEPS[step](u, policy, row, now)))
+        u.after_commit(lambda: _count_steps(done))
+    return len(rows)
+
+
+def _count_steps(done: list[tuple[str, asyncpg.Record]]) -> None:
     for step, row in done:
         if step == "send":
             metrics.SENT.labels(str(row["complaint"]).lower()).inc()
@@ -173,7 +176,6 @@ async def run_due(pool: asyncpg.Pool, policy: Policy, *, now: datetime, limit: i
             metrics.REMINDERS.inc()
         else:
             metrics.EXPIRED.inc()
-    return len(rows)
 
 
 async def next_due(pool: asyncpg.Pool) -> datetime | None:
@@ -195,22 +197,22 @@ async def for_ticket(pool: asyncpg.Pool, *, ticket_no: str) -> list[asyncpg.Reco
 
 
 async def answer(
-    pool: asyncpg.Pool, policy: Policy, *, token: str, answer: SurveyAnswer, now: datetime,
+    rt: Runtime, policy: Policy, *, token: str, answer: SurveyAnswer, now: datetime,
 ) -> tuple[asyncpg.Record, Verdict]:
     """Record the one answer a survey takes; publish ``survey.completed`` (and ``survey.negative``)."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await store.by_token(conn, token=token, for_update=True)
+    async with rt.unit() as u:
+        row = await store.by_token(u.conn, token=token, for_update=True)
         try:
             domain.check_answerable(row, now)
         except Exception as exc:
             metrics.REJECTED.labels(type(exc).__name__.lower()).inc()
             raise
         verdict = domain.judge(answer)
-        row = await store.update(conn, survey_id=row["survey_id"], **_planned(row, {
+        row = await store.update(u.conn, survey_id=row["survey_id"], **_planned(row, {
             "status": "answered", "answered_at": now, "resolved": answer.resolved, "speed": answer.speed,
             "attitude": answer.attitude, "overall": answer.overall, "comment": answer.comment}))
-        repeat = await _repeat(conn, policy, row, verdict, now)
-        await _publish_answer(conn, row, answer, verdict, repeat)
+        repeat = await _repeat(u, policy, row, verdict, now)
+        _publish_answer(u, row, answer, verdict, repeat)
     metrics.observe_answer(satisfied=verdict.satisfied, speed=answer.speed, attitude=answer.attitude,
                            overall=answer.overall, reasons=verdict.reasons)
     log.info("survey answered", extra={"ticket_no": row["ticket_no"], "survey_id": str(row["survey_id"]),
@@ -218,27 +220,27 @@ async def answer(
     return row, verdict
 
 
-async def _repeat(conn: asyncpg.Connection, policy: Policy, row: asyncpg.Record, verdict: Verdict,
+async def _repeat(u: Unit, policy: Policy, row: asyncpg.Record, verdict: Verdict,
                   now: datetime) -> bool:
     key = row["customer_key"]
     if not key:
         return False
     if verdict.negative:
-        await store.add_history(conn, customer_key=key, ticket_no=row["ticket_no"], kind="negative_survey", at=now)
+        await store.add_history(u.conn, customer_key=key, ticket_no=row["ticket_no"], kind="negative_survey", at=now)
     since = now - timedelta(days=policy.window_days)
-    return domain.is_repeat(await store.history(conn, customer_key=key, since=since), now,
+    return domain.is_repeat(await store.history(u.conn, customer_key=key, since=since), now,
                             window_days=policy.window_days)
 
 
-async def _publish_answer(conn: asyncpg.Connection, row: asyncpg.Record, answer: SurveyAnswer, verdict: Verdict,
+def _publish_answer(u: Unit, row: asyncpg.Record, answer: SurveyAnswer, verdict: Verdict,
                           repeat: bool) -> None:
     survey_id, ticket_no = str(row["survey_id"]), row["ticket_no"]
-    await outbox.add(conn, service=SERVICE, ticket_no=ticket_no, event=SurveyCompletedScored(
+    u.emit(ticket_no, SurveyCompletedScored(
         survey_id=survey_id, resolved=answer.resolved, speed=answer.speed, attitude=answer.attitude,
         overall=answer.overall, comment=answer.comment, satisfied=verdict.satisfied, negative=verdict.negative,
         repeat_complainant=repeat, language=row["language"]))
     if verdict.negative:
-        await outbox.add(conn, service=SERVICE, ticket_no=ticket_no, event=SurveyNegativeFlagged(
+        u.emit(ticket_no, SurveyNegativeFlagged(
             survey_id=survey_id, reason=verdict.reason_text(answer), reasons=list(verdict.reasons),
             resolved=answer.resolved, overall=answer.overall, comment=answer.comment, repeat_complainant=repeat,
             callback_within_s=domain.CALLBACK_WITHIN_S))

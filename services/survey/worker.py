@@ -10,30 +10,31 @@ replica's rows).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import asyncpg
-
+from services.survey import usecases
+from services.survey.usecases import Policy
+from shared import db
 from shared.dueloop import DueLoop
+from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 class DueWorker(DueLoop):
-    def __init__(
-        self, *, pool: asyncpg.Pool, listen_dsn: str, channel: str,
-        run: Callable[[datetime, int], Awaitable[int]], next_due: Callable[[], Awaitable[datetime | None]],
-        batch: int = 100, poll_s: float = 30.0,
-    ) -> None:
-        super().__init__(name=f"due-worker-{channel}", listen_dsn=listen_dsn, channel=channel, max_sleep_s=poll_s)
-        self.pool, self.run, self.next_due, self.batch = pool, run, next_due, batch
+    """Registered with ``rt.add_loop``; each batch of due rows is one unit of work."""
+
+    def __init__(self, rt: Runtime, policy: Policy, *, batch: int = 100, poll_s: float = 30.0) -> None:
+        channel = f"{rt.service}_due"
+        super().__init__(name=f"due-worker-{channel}", listen_dsn=db.role_dsn(rt.settings, rt.service),
+                         channel=channel, max_sleep_s=poll_s)
+        self.rt, self.policy, self.batch = rt, policy, batch
 
     async def pass_once(self) -> float | None:
         """Do everything due now; return how long to sleep before the next due row."""
-        while await self.run(datetime.now(UTC), self.batch) >= self.batch:
+        while await usecases.run_due(self.rt, self.policy, now=datetime.now(UTC), limit=self.batch) >= self.batch:
             pass
-        upcoming = await self.next_due()
+        upcoming = await usecases.next_due(self.rt.pool)
         if upcoming is None:
             return None
         return max(0.0, (upcoming - datetime.now(UTC)).total_seconds())

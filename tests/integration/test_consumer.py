@@ -20,7 +20,7 @@ async def test_poison_message_retried_then_dead_lettered_and_queue_flows(run_env
     queue_name = f"test.consumer.{uuid.uuid4().hex[:8]}"
     queue = topology.quorum_queue(queue_name, routing_key=f"{queue_name}.#", delivery_limit=2)
 
-    async def handler(msg) -> None:
+    async def handler(msg, _tx) -> None:
         body = msg.body.decode()
         attempts[body] = attempts.get(body, 0) + 1
         if body == "boom":
@@ -63,7 +63,7 @@ async def test_dead_letters_listed_and_replayed_after_the_cause_is_fixed(run_env
     healthy = asyncio.Event()
     done: list[bytes] = []
 
-    async def handler(msg) -> None:
+    async def handler(msg, _tx) -> None:
         if not healthy.is_set():
             raise RuntimeError("database unavailable")
         done.append(msg.body)

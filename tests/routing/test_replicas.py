@@ -27,9 +27,9 @@ async def test_two_replicas_share_the_queue_without_double_assignment(routing, r
     handled: Counter[int] = Counter()
     real = assign.route_created
 
-    async def spy(pool, rules, ev):  # noqa: ANN001  (which replica's pool handled it)
-        handled[id(getattr(pool, "base", pool))] += 1  # in a batch: the replica's pool it stands in for
-        await real(pool, rules, ev)
+    async def spy(rt, rules, ev, *, within=None):  # noqa: ANN001  (which replica handled it)
+        handled[id(rt)] += 1
+        await real(rt, rules, ev, within=within)
 
     monkeypatch.setattr(assign, "route_created", spy)
     await slate(routing, AGENTS)
@@ -42,7 +42,7 @@ async def test_two_replicas_share_the_queue_without_double_assignment(routing, r
                                for no in nos))
         first = await tap.wait_events(lambda e: e.type == "ticket.routed" and e.subject in nos, count=40)
         assert Counter(e.subject for e in first) == Counter(nos)  # one decision per ticket, not two
-        assert handled[id(routing.rt.base_pool)] > 0 and handled[id(second.rt.base_pool)] > 0  # both replicas worked
+        assert handled[id(routing.rt)] > 0 and handled[id(second.rt)] > 0  # both replicas worked
         held = [e for e in first if e.data["state"] == "assigned"]
         assert len(held) == 6 and set(Counter(e.data["assignee"] for e in held).values()) == {2}
 

@@ -28,7 +28,7 @@ async def test_competing_claimers_send_each_due_survey_once(survey, tap):
     policy = survey.running.app.state.policy
     numbers = set(await _schedule(survey, datetime.now(UTC) - timedelta(seconds=5), 30))
     # six extra claimers race the service's own worker (woken by the insert's NOTIFY)
-    claimed = await asyncio.gather(*(usecases.run_due(survey.rt.pool, policy, now=datetime.now(UTC), limit=4)
+    claimed = await asyncio.gather(*(usecases.run_due(survey.rt, policy, now=datetime.now(UTC), limit=4)
                                      for _ in range(6)))
     assert all(0 <= c <= 4 for c in claimed)
     await tap.wait_events(lambda e: e.type == "survey.sent" and e.subject in numbers, count=30)

@@ -1,6 +1,6 @@
 """Routing's ticket use cases: route a new ticket, re-route, release, assign from the queue.
 
-Each is one transaction holding the state change, its events (outbox) and its inbox row. Capacity is
+Each is one unit of work (``rt.unit``) holding the state change, its events (outbox) and its inbox row. Capacity is
 safe with any number of replicas: every assignment and release in a department runs with that
 department's row locked (``store.lock_departments``), and queued tickets are taken with
 ``FOR UPDATE SKIP LOCKED``. Lock order is always ticket row, then departments by name.
@@ -19,59 +19,60 @@ from services.routing.config import RuleSet
 from services.routing.usecases.escalate import NotYetKnown, escalate
 from services.routing.events import Routed
 from services.routing.metrics import Pending
-from shared import inbox, outbox
 from shared.envelope import CloudEvent
 from shared.events import TicketCreated, TicketEscalationRequested, TicketReprioritized
+from shared.runtime import Runtime
+from shared.unit import Unit, Within
 
 SERVICE = "routing"
 CONSUMER = "tickets"
 log = logging.getLogger(__name__)
 
 
-async def emit_routed(conn: asyncpg.Connection, t: Mapping[str, Any], pending: Pending, *, reason: str,
+async def emit_routed(u: Unit, t: Mapping[str, Any], pending: Pending, *, reason: str,
                       priority_rule: str | None = None) -> None:
     state = t["state"]
     assignee = t["assignee"] if state == "assigned" else None
-    await outbox.add(conn, service=SERVICE, ticket_no=t["ticket_no"], event=Routed(
+    u.emit(t["ticket_no"], Routed(
         category=t["category"], priority=t["priority"], department=t["department"], assignee=assignee,
         rule=t["rule"], reason=reason, state=state, priority_rule=priority_rule, rules_version=t["rules_version"],
     ))
-    await store.add_assignment(conn, ticket_no=t["ticket_no"], action=reason, department=t["department"],
+    await store.add_assignment(u.conn, ticket_no=t["ticket_no"], action=reason, department=t["department"],
                                agent=assignee, category=t["category"], priority=t["priority"], rule=t["rule"])
     pending.decision(t["category"], t["priority"], t["rule"], reason, state)
 
 
-async def _assign(conn: asyncpg.Connection, ticket_no: str, agent_id: str) -> asyncpg.Record:
-    await store.take_load(conn, agent_id=agent_id)
-    await store.update_ticket(conn, ticket_no=ticket_no, state="assigned", assignee=agent_id, queued_at=None)
-    return await store.get_ticket(conn, ticket_no=ticket_no)
+async def _assign(u: Unit, ticket_no: str, agent_id: str) -> asyncpg.Record:
+    await store.take_load(u.conn, agent_id=agent_id)
+    await store.update_ticket(u.conn, ticket_no=ticket_no, state="assigned", assignee=agent_id, queued_at=None)
+    return await store.get_ticket(u.conn, ticket_no=ticket_no)
 
 
-async def drain(conn: asyncpg.Connection, department: str | None, pending: Pending,
+async def drain(u: Unit, department: str | None, pending: Pending,
                 emit: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
     """Assign queued tickets of ``department``, oldest first, while an agent has room. The department
     must be locked. Emits ``ticket.routed`` for each (reason ``dequeued`` unless ``emit`` says)."""
     assigned: list[str] = []
     if not department:
         return assigned
-    while (agent := await store.pick_agent(conn, department=department)) is not None:
-        ticket = await store.next_queued(conn, department=department)
+    while (agent := await store.pick_agent(u.conn, department=department)) is not None:
+        ticket = await store.next_queued(u.conn, department=department)
         if ticket is None:
             break
-        t = await _assign(conn, ticket["ticket_no"], agent["id"])
-        await emit_routed(conn, t, pending, **(emit or {}).get(t["ticket_no"], {"reason": "dequeued"}))
+        t = await _assign(u, ticket["ticket_no"], agent["id"])
+        await emit_routed(u, t, pending, **(emit or {}).get(t["ticket_no"], {"reason": "dequeued"}))
         assigned.append(t["ticket_no"])
     return assigned
 
 
-async def _ticket(conn: asyncpg.Connection, ticket_no: str) -> asyncpg.Record:
-    t = await store.get_ticket(conn, ticket_no=ticket_no, for_update=True)
+async def _ticket(u: Unit, ticket_no: str) -> asyncpg.Record:
+    t = await store.get_ticket(u.conn, ticket_no=ticket_no, for_update=True)
     if t is None:
         raise NotYetKnown(f"routing has no ticket {ticket_no} (yet)")
     return t
 
 
-async def route_created(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -> None:
+async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """Classify, prioritise and assign a new ticket (or queue it, or escalate it when no department can)."""
     data = TicketCreated.model_validate(event.data)
     no = event.ticket_no
@@ -81,34 +82,34 @@ async def route_created(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -
                          urgency=data.urgency, tier=data.customer.tier, impact=data.impact)
     d = domain.decide(rules, facts)
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
+        u.after_commit(pending.apply)
         department = None if d.cross_department else d.department
         state = "queued" if department else "unassigned"
         if not await store.insert_ticket(
-            conn, ticket_no=no, channel=data.channel, tier=data.customer.tier, urgency=facts.urgency,
+            u.conn, ticket_no=no, channel=data.channel, tier=data.customer.tier, urgency=facts.urgency,
             impact=data.impact, complaint=bool(complaint), category=d.category, priority=d.priority,
             department=department, rule=d.rule, state=state, rules_version=rules.version,
             queued_at=event.time if department else None,
         ):
             return  # another ticket.created for the same ticket (a different event id): routed already
         pending.created(data.channel, d.category)
-        await _place_new(conn, rules, no, d, department, pending)
-    pending.commit()
+        await _place_new(u, rules, no, d, department, pending)
     log.info("ticket routed", extra={"ticket_no": no, "category": d.category, "priority": d.priority,
                                      "department": d.department, "rule": d.rule})
 
 
-async def _place_new(conn: asyncpg.Connection, rules: RuleSet, no: str, d: domain.Decision, department: str | None,
+async def _place_new(u: Unit, rules: RuleSet, no: str, d: domain.Decision, department: str | None,
                      pending: Pending) -> None:
     """Assign the new ticket (oldest first in its department), or leave it queued, or escalate it."""
-    await store.lock_departments(conn, names=[department])
-    if department and await store.has_agents(conn, department=department):
-        assigned = await drain(conn, department, pending,
+    await store.lock_departments(u.conn, names=[department])
+    if department and await store.has_agents(u.conn, department=department):
+        assigned = await drain(u, department, pending,
                                emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
         if no not in assigned:
-            await _emit_new(conn, no, pending, d)
+            await _emit_new(u, no, pending, d)
         return
     if department:
         why = f"department {department} has nobody on its roster; queued there"
@@ -116,117 +117,117 @@ async def _place_new(conn: asyncpg.Connection, rules: RuleSet, no: str, d: domai
         why = f"cross-department ({', '.join(d.cross_department)}): the manager coordinates"
     else:
         why = f"no department handles category {d.category}"
-    await _emit_new(conn, no, pending, d)
-    await escalate(conn, rules, no, "unassignable", {"why": why}, pending)
+    await _emit_new(u, no, pending, d)
+    await escalate(u, rules, no, "unassignable", {"why": why}, pending)
 
 
-async def _emit_new(conn: asyncpg.Connection, no: str, pending: Pending, d: domain.Decision) -> None:
-    t = await store.get_ticket(conn, ticket_no=no)
-    await emit_routed(conn, t, pending, reason="created", priority_rule=d.priority_rule)
+async def _emit_new(u: Unit, no: str, pending: Pending, d: domain.Decision) -> None:
+    t = await store.get_ticket(u.conn, ticket_no=no)
+    await emit_routed(u, t, pending, reason="created", priority_rule=d.priority_rule)
 
 
-async def release(pool: asyncpg.Pool, event: CloudEvent) -> None:
+async def release(rt: Runtime, event: CloudEvent, *, within: Within = None) -> None:
     """``ticket.resolved`` / ``ticket.closed``: the assignee's load drops; the freed slot takes the
     department's oldest queued ticket."""
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
-        t = await _ticket(conn, event.ticket_no)
+        u.after_commit(pending.apply)
+        t = await _ticket(u, event.ticket_no)
         if t["state"] == "released":
             return
-        await store.update_ticket(conn, ticket_no=t["ticket_no"], state="released", queued_at=None)
-        await store.add_assignment(conn, ticket_no=t["ticket_no"], action=event.type.removeprefix("ticket."),
+        await store.update_ticket(u.conn, ticket_no=t["ticket_no"], state="released", queued_at=None)
+        await store.add_assignment(u.conn, ticket_no=t["ticket_no"], action=event.type.removeprefix("ticket."),
                                    department=t["department"], agent=t["assignee"], category=t["category"],
                                    priority=t["priority"], rule=t["rule"])
         if t["state"] == "assigned":
-            agent_dept = await store.agent_department(conn, agent_id=t["assignee"])
-            await store.lock_departments(conn, names=[t["department"], agent_dept])
-            await store.drop_load(conn, agent_id=t["assignee"])
+            agent_dept = await store.agent_department(u.conn, agent_id=t["assignee"])
+            await store.lock_departments(u.conn, names=[t["department"], agent_dept])
+            await store.drop_load(u.conn, agent_id=t["assignee"])
             for dept in sorted({x for x in (t["department"], agent_dept) if x}):
-                await drain(conn, dept, pending)
-    pending.commit()
+                await drain(u, dept, pending)
 
 
-async def reprioritize(pool: asyncpg.Pool, event: CloudEvent) -> None:
+async def reprioritize(rt: Runtime, event: CloudEvent, *, within: Within = None) -> None:
     """``ticket.reprioritized``: the new priority, same owner; announced as ``ticket.routed``."""
     data = TicketReprioritized.model_validate(event.data)
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
-        t = await _ticket(conn, event.ticket_no)
+        u.after_commit(pending.apply)
+        t = await _ticket(u, event.ticket_no)
         if t["state"] == "released" or t["priority"] == data.priority:
             return
-        await store.update_ticket(conn, ticket_no=t["ticket_no"], priority=data.priority)
-        t = await store.get_ticket(conn, ticket_no=t["ticket_no"])
-        await emit_routed(conn, t, pending, reason="reprioritized", priority_rule=f"manual:{data.actor}")
-    pending.commit()
+        await store.update_ticket(u.conn, ticket_no=t["ticket_no"], priority=data.priority)
+        t = await store.get_ticket(u.conn, ticket_no=t["ticket_no"])
+        await emit_routed(u, t, pending, reason="reprioritized", priority_rule=f"manual:{data.actor}")
 
 
-async def reopen(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -> None:
+async def reopen(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """``ticket.reopened``: back to its last assignee when they have room, else queued (oldest first)."""
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
-        t = await _ticket(conn, event.ticket_no)
+        u.after_commit(pending.apply)
+        t = await _ticket(u, event.ticket_no)
         if t["state"] != "released":
             return
         no, dept = t["ticket_no"], t["department"]
         if dept is None:
-            await store.update_ticket(conn, ticket_no=no, state="unassigned")
-            await emit_routed(conn, await store.get_ticket(conn, ticket_no=no), pending, reason="reopened")
-            await escalate(conn, rules, no, "unassignable", {"why": "reopened; no department can take it"}, pending)
+            await store.update_ticket(u.conn, ticket_no=no, state="unassigned")
+            await emit_routed(u, await store.get_ticket(u.conn, ticket_no=no), pending, reason="reopened")
+            await escalate(u, rules, no, "unassignable", {"why": "reopened; no department can take it"}, pending)
         else:
-            await _requeue(conn, t, dept, pending, reason="reopened", prefer=t["assignee"])
-    pending.commit()
+            await _requeue(u, t, dept, pending, reason="reopened", prefer=t["assignee"])
 
 
-async def _requeue(conn: asyncpg.Connection, t: Mapping[str, Any], dept: str, pending: Pending, *, reason: str,
+async def _requeue(u: Unit, t: Mapping[str, Any], dept: str, pending: Pending, *, reason: str,
                    prefer: str | None) -> None:
     """Put ``t`` in ``dept``: to ``prefer`` if they have room in it, else the queue (then drain)."""
     no = t["ticket_no"]
-    await store.lock_departments(conn, names=[dept, await store.agent_department(conn, agent_id=prefer)])
-    agent = await store.agent_can_take(conn, agent_id=prefer) if prefer else None
+    await store.lock_departments(u.conn, names=[dept, await store.agent_department(u.conn, agent_id=prefer)])
+    agent = await store.agent_can_take(u.conn, agent_id=prefer) if prefer else None
     if agent is not None and agent["department"] == dept:
-        await store.update_ticket(conn, ticket_no=no, department=dept)
-        await emit_routed(conn, await _assign(conn, no, agent["id"]), pending, reason=reason)
+        await store.update_ticket(u.conn, ticket_no=no, department=dept)
+        await emit_routed(u, await _assign(u, no, agent["id"]), pending, reason=reason)
         return
-    await store.update_ticket(conn, ticket_no=no, state="queued", department=dept,
-                              queued_at=await conn.fetchval("SELECT clock_timestamp()"))
-    if no not in await drain(conn, dept, pending, emit={no: {"reason": reason}}):
-        await emit_routed(conn, await store.get_ticket(conn, ticket_no=no), pending, reason=reason)
+    await store.update_ticket(u.conn, ticket_no=no, state="queued", department=dept,
+                              queued_at=await store.clock_now(u.conn))
+    if no not in await drain(u, dept, pending, emit={no: {"reason": reason}}):
+        await emit_routed(u, await store.get_ticket(u.conn, ticket_no=no), pending, reason=reason)
 
 
-async def request_escalation(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -> None:
+async def request_escalation(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """``ticket.escalation_requested``: one level up the chain (or the named person); a named known
     department takes the ticket over (it is re-queued there)."""
     data = TicketEscalationRequested.model_validate(event.data)
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
-        t = await _ticket(conn, event.ticket_no)
+        u.after_commit(pending.apply)
+        t = await _ticket(u, event.ticket_no)
         info: dict[str, Any] = {"reason": data.reason, "to": data.to, "department": data.department}
         target_dept = data.department
         if target_dept and target_dept not in rules.departments:
             info["reason"] = f"{data.reason} (asked for unknown department {target_dept}: the manager decides)"
             info["unknown_department"] = True
         elif target_dept and target_dept != t["department"] and t["state"] != "released":
-            await _transfer(conn, t, target_dept, pending)
-        await escalate(conn, rules, t["ticket_no"], "requested", info, pending)
-    pending.commit()
+            await _transfer(u, t, target_dept, pending)
+        await escalate(u, rules, t["ticket_no"], "requested", info, pending)
 
 
-async def _transfer(conn: asyncpg.Connection, t: Mapping[str, Any], dept: str, pending: Pending) -> None:
+async def _transfer(u: Unit, t: Mapping[str, Any], dept: str, pending: Pending) -> None:
     """Move ``t`` to ``dept``: its current assignee's slot is freed (and refilled from their queue)."""
     old_agent = t["assignee"] if t["state"] == "assigned" else None
-    old_dept = await store.agent_department(conn, agent_id=old_agent)
-    await store.lock_departments(conn, names=[t["department"], old_dept, dept])
-    await store.update_ticket(conn, ticket_no=t["ticket_no"], state="queued", department=dept)
+    old_dept = await store.agent_department(u.conn, agent_id=old_agent)
+    await store.lock_departments(u.conn, names=[t["department"], old_dept, dept])
+    await store.update_ticket(u.conn, ticket_no=t["ticket_no"], state="queued", department=dept)
     if old_agent:
-        await store.drop_load(conn, agent_id=old_agent)
-    await _requeue(conn, t, dept, pending, reason="transferred", prefer=None)
+        await store.drop_load(u.conn, agent_id=old_agent)
+    await _requeue(u, t, dept, pending, reason="transferred", prefer=None)
     for other in sorted({x for x in (t["department"], old_dept) if x and x != dept}):
-        await drain(conn, other, pending)
+        await drain(u, other, pending)

@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from services.routing import domain, store
 from services.routing.config import RuleSet
 from services.routing.events import Escalated
 from services.routing.metrics import Pending
-from shared import inbox, outbox
 from shared.envelope import CloudEvent
 from shared.events import SlaBreached, SlaWarning, SurveyNegative
+from shared.runtime import Runtime
+from shared.unit import Unit, Within
 
 SERVICE = "routing"
 CONSUMER = "signals"
@@ -30,11 +29,11 @@ class NotYetKnown(RuntimeError):
     in flight on another replica), dead-lettered by the queue's delivery limit if it never comes."""
 
 
-async def escalate(conn: asyncpg.Connection, rules: RuleSet, ticket_no: str, trigger: str, info: dict[str, Any],
+async def escalate(u: Unit, rules: RuleSet, ticket_no: str, trigger: str, info: dict[str, Any],
                    pending: Pending, *, occurrence: int = 1) -> domain.Target:
     """Stage ``ticket.escalated`` for ``trigger`` on a ticket row the caller has locked."""
-    t = await store.get_ticket(conn, ticket_no=ticket_no)
-    agent = await store.get_agent(conn, agent_id=t["assignee"]) if t["assignee"] else None
+    t = await store.get_ticket(u.conn, ticket_no=ticket_no)
+    agent = await store.get_agent(u.conn, agent_id=t["assignee"]) if t["assignee"] else None
     lead = agent["lead"] if agent else None
     where = {"department": t["department"], "agent_lead": lead}
     if trigger == "requested":
@@ -47,32 +46,32 @@ async def escalate(conn: asyncpg.Connection, rules: RuleSet, ticket_no: str, tri
         reason = domain.escalation_reason(trigger, info, callback_minutes=rules.escalation.callback_minutes)
     now = datetime.now(UTC)
     due_at = now + timedelta(minutes=rules.escalation.callback_minutes) if trigger == "survey_negative" else None
-    await outbox.add(conn, service=SERVICE, ticket_no=ticket_no, event=Escalated(
+    u.emit(ticket_no, Escalated(
         level=target.level, to=target.to, reason=reason, role=target.role, trigger=trigger,
         department=t["department"], due_at=due_at,
     ))
-    await store.add_escalation(conn, ticket_no=ticket_no, trigger=trigger, level=target.level, role=target.role,
+    await store.add_escalation(u.conn, ticket_no=ticket_no, trigger=trigger, level=target.level, role=target.role,
                                to=target.to, reason=reason, due_at=due_at)
     if target.level > t["escalation_level"]:
-        await store.update_ticket(conn, ticket_no=ticket_no, escalation_level=target.level)
+        await store.update_ticket(u.conn, ticket_no=ticket_no, escalation_level=target.level)
     pending.escalation(trigger, target.level)
     return target
 
 
-async def on_signal(pool: asyncpg.Pool, rules: RuleSet, event: CloudEvent) -> None:
+async def on_signal(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """``sla.warning`` -> the assignee's lead; ``sla.breached`` -> the supervisor, then the manager on a
     second breach; ``survey.negative`` -> the manager, who calls back within the configured time."""
     trigger, model, counter = SIGNALS[event.type]
     data = model.model_validate(event.data)
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, schema=SERVICE, consumer=CONSUMER, message_id=event.id):
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
             return
-        t = await store.get_ticket(conn, ticket_no=event.ticket_no, for_update=True)
+        u.after_commit(pending.apply)
+        t = await store.get_ticket(u.conn, ticket_no=event.ticket_no, for_update=True)
         if t is None:
             raise NotYetKnown(f"routing has no ticket {event.ticket_no} (yet)")
         occurrence = t[counter] + 1
-        await store.update_ticket(conn, ticket_no=t["ticket_no"], **{counter: occurrence})
-        await escalate(conn, rules, t["ticket_no"], trigger, data.model_dump(mode="json"), pending,
+        await store.update_ticket(u.conn, ticket_no=t["ticket_no"], **{counter: occurrence})
+        await escalate(u, rules, t["ticket_no"], trigger, data.model_dump(mode="json"), pending,
                        occurrence=occurrence)
-    pending.commit()

@@ -17,50 +17,52 @@ from services.routing.usecases.assign import drain
 from services.routing.config import AgentSpec, Roster, RuleSet
 from services.routing.metrics import Pending
 from shared.errors import DomainError, NotFound
+from shared.runtime import Runtime
+from shared.unit import Unit
 
 
-async def sync_config(pool: asyncpg.Pool, rules: RuleSet, roster: Roster, *, rules_source: str,
+async def sync_config(rt: Runtime, rules: RuleSet, roster: Roster, *, rules_source: str,
                       roster_source: str) -> dict[str, Any]:
     """At start: record the rules version, mirror the departments, apply the roster file when its content
     changed since it was last applied (run-time roster changes survive restarts), then drain queues."""
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        await store.lock_config(conn)
-        last = await store.latest_config(conn, kind="rules")
+    async with rt.unit() as u:
+        u.after_commit(pending.apply)
+        await store.lock_config(u.conn)
+        last = await store.latest_config(u.conn, kind="rules")
         if last is None or last["sha256"] != rules.sha256:
-            await store.record_config(conn, kind="rules", version=rules.version, sha256=rules.sha256,
+            await store.record_config(u.conn, kind="rules", version=rules.version, sha256=rules.sha256,
                                       source=rules_source)
-        await store.sync_departments(conn, rules=rules)
-        last = await store.latest_config(conn, kind="roster", files_only=True)
+        await store.sync_departments(u.conn, rules=rules)
+        last = await store.latest_config(u.conn, kind="roster", files_only=True)
         applied = last is None or last["sha256"] != roster.sha256
         if applied:
-            await _apply(conn, roster.agents, list(rules.departments), pending)
-            await store.record_config(conn, kind="roster", version=roster.version, sha256=roster.sha256,
+            await _apply(u, roster.agents, list(rules.departments), pending)
+            await store.record_config(u.conn, kind="roster", version=roster.version, sha256=roster.sha256,
                                       source=roster_source)
         else:
-            await _drain_all(conn, list(rules.departments), pending)
-    pending.commit()
+            await _drain_all(u, list(rules.departments), pending)
     return {"rules": rules.version, "roster_applied": applied}
 
 
-async def _drain_all(conn: asyncpg.Connection, departments: Sequence[str], pending: Pending) -> None:
-    await store.lock_departments(conn, names=departments)
+async def _drain_all(u: Unit, departments: Sequence[str], pending: Pending) -> None:
+    await store.lock_departments(u.conn, names=departments)
     for dept in sorted(departments):
-        await drain(conn, dept, pending)
+        await drain(u, dept, pending)
 
 
-async def _apply(conn: asyncpg.Connection, agents: Sequence[AgentSpec], departments: Sequence[str],
+async def _apply(u: Unit, agents: Sequence[AgentSpec], departments: Sequence[str],
                  pending: Pending) -> list[str]:
-    await store.lock_departments(conn, names=departments)
+    await store.lock_departments(u.conn, names=departments)
     for spec in agents:
-        await store.upsert_agent(conn, spec=spec)
-    retired = await store.remove_agents_except(conn, keep=[a.id for a in agents])
+        await store.upsert_agent(u.conn, spec=spec)
+    retired = await store.remove_agents_except(u.conn, keep=[a.id for a in agents])
     for dept in sorted(departments):
-        await drain(conn, dept, pending)
+        await drain(u, dept, pending)
     return retired
 
 
-async def replace_roster(pool: asyncpg.Pool, rules: RuleSet, agents: Sequence[AgentSpec], *,
+async def replace_roster(rt: Runtime, rules: RuleSet, agents: Sequence[AgentSpec], *,
                          caller: str) -> dict[str, Any]:
     """``PUT /v1/roster``: the whole roster. Agents left out are removed, or made unavailable while they
     still hold tickets (those finish with them)."""
@@ -73,29 +75,29 @@ async def replace_roster(pool: asyncpg.Pool, rules: RuleSet, agents: Sequence[Ag
             raise DomainError(f"agents.{i}.id", f"duplicate agent id {a.id!r}")
     body = orjson.dumps([a.model_dump() for a in agents], option=orjson.OPT_SORT_KEYS)
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        await store.lock_config(conn)
-        retired = await _apply(conn, agents, list(rules.departments), pending)
-        await store.record_config(conn, kind="roster", version=f"http:{caller}",
+    async with rt.unit() as u:
+        u.after_commit(pending.apply)
+        await store.lock_config(u.conn)
+        retired = await _apply(u, agents, list(rules.departments), pending)
+        await store.record_config(u.conn, kind="roster", version=f"http:{caller}",
                                   sha256=hashlib.sha256(body).hexdigest(), source=f"http:{caller}")
-    pending.commit()
-    return {**await view(pool), "retired": retired}
+    return {**await view(rt.pool), "retired": retired}
 
 
-async def change_agent(pool: asyncpg.Pool, *, agent_id: str, available: bool | None,
+async def change_agent(rt: Runtime, *, agent_id: str, available: bool | None,
                        capacity: int | None) -> dict[str, Any]:
     """``PATCH /v1/agents/{id}``: availability and capacity at run time; freed room takes queued tickets."""
     pending = Pending()
-    async with pool.acquire() as conn, conn.transaction():
-        agent = await store.get_agent(conn, agent_id=agent_id)
+    async with rt.unit() as u:
+        u.after_commit(pending.apply)
+        agent = await store.get_agent(u.conn, agent_id=agent_id)
         if agent is None:
             raise NotFound("agent_id", f"no agent {agent_id!r} on the roster")
-        await store.lock_departments(conn, names=[agent["department"]])
-        await store.update_agent(conn, agent_id=agent_id, available=available, capacity=capacity)
-        assigned = await drain(conn, agent["department"], pending)
-        agent = await store.get_agent(conn, agent_id=agent_id)
-        tickets = await store.held_by(conn, agent_id=agent_id)
-    pending.commit()
+        await store.lock_departments(u.conn, names=[agent["department"]])
+        await store.update_agent(u.conn, agent_id=agent_id, available=available, capacity=capacity)
+        assigned = await drain(u, agent["department"], pending)
+        agent = await store.get_agent(u.conn, agent_id=agent_id)
+        tickets = await store.held_by(u.conn, agent_id=agent_id)
     return {**_agent(agent), "tickets": tickets, "assigned_from_queue": assigned}
 
 

@@ -1,0 +1,207 @@
+"""The unit of work: one transaction holding a message's state change, its inbox row and its events.
+
+    async with rt.unit(consumer="routing.tickets", event=ev, within=batch) as u:
+        if u.duplicate:
+            return
+        await store.save_x(u.conn, ...)          # the transaction's connection
+        u.emit(ticket_no, SomeEvent(...))        # an outbox row, staged
+        u.after_commit(metrics.X.inc)            # once the transaction has committed
+
+A :class:`Tx` is the transaction a unit runs in. ``rt.unit()`` with no ``within`` opens its own Tx
+(and commits it when the block ends); ``within=`` hands it one explicitly: a batch's Tx (many
+deliveries, one transaction: ``shared.batching``) or another unit (a nested use case joins its
+caller's transaction, and knows it does). Nothing is looked up in a context variable.
+
+A Tx *collects* what every unit in it stages — inbox ids, per-ticket ``event_seq`` increments,
+outbox rows, a store's insert rows (:meth:`Unit.stage`) — and writes each kind as **one multi-row
+statement** (``unnest``) when it flushes, just before the commit. So a batch of 32 deliveries costs
+a handful of statements beyond the handlers' own reads and updates, not four per message.
+
+Inbox claims: alone, a unit claims its message with one ``INSERT … ON CONFLICT DO NOTHING`` at once
+(a concurrent duplicate blocks on the key until the first commits). In a batch the Tx first reads,
+in one statement per consumer, which of the batch's message ids that consumer already processed, and
+stages the rest; at the flush they are inserted together, and if any was claimed meanwhile (a replica
+handled a redelivered copy) the flush raises :class:`ClaimLost`, the batch rolls back and each message
+is handled again alone. A duplicate inside the same batch is seen by the Tx itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from shared.envelope import CloudEvent
+from shared.events import EventData
+from shared.masking import mask_deep
+
+log = logging.getLogger(__name__)
+
+Writer = Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
+EmittedHook = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[None]]
+
+
+class ClaimLost(RuntimeError):
+    """A staged inbox id was claimed by another transaction before this one flushed: roll back, retry alone."""
+
+
+class Tx:
+    """One transaction's staged writes. Built by ``Runtime.transaction()``; units run in it."""
+
+    def __init__(self, conn: asyncpg.Connection, service: str, *, on_emitted: EmittedHook | None = None,
+                 batch_ids: Sequence[str | None] = ()) -> None:
+        self.conn, self.service, self.on_emitted = conn, service, on_emitted
+        self.batch_ids = {m for m in batch_ids if m}  # message ids of the batch's deliveries (may prefetch)
+        self._known: dict[str, set[str]] = {}  # consumer -> batch ids it had processed before this Tx
+        self._seen: set[tuple[str, str]] = set()  # claimed in this Tx
+        self._claims: list[tuple[str, str]] = []  # staged inbox rows
+        self._events: list[tuple[str, str, EventData, datetime | None]] = []  # (ticket_no, id, event, time)
+        self._staged: dict[Writer, list[Any]] = {}
+        self._after: list[Callable[[], None]] = []
+        self.envelopes: list[CloudEvent] = []  # what the flush wrote to the outbox
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        """True the first time ``consumer`` sees ``message_id``; False for a duplicate."""
+        key = (consumer, message_id)
+        if key in self._seen:
+            return False
+        if message_id in self.batch_ids:
+            known = self._known.get(consumer)
+            if known is None:
+                known = self._known[consumer] = await self._prefetch(consumer)
+            if message_id in known:
+                return False
+            self._claims.append(key)
+        elif not await self.conn.fetchval(
+            f"INSERT INTO {self.service}.inbox (consumer, message_id) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING RETURNING 1", consumer, message_id,
+        ):
+            return False
+        self._seen.add(key)
+        return True
+
+    async def _prefetch(self, consumer: str) -> set[str]:
+        rows = await self.conn.fetch(
+            f"SELECT message_id FROM {self.service}.inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
+            consumer, list(self.batch_ids))
+        return {r["message_id"] for r in rows}
+
+    def emit(self, ticket_no: str, event: EventData, *, time: datetime | None = None) -> str:
+        """Stage ``event`` about ``ticket_no``; returns the CloudEvent id it will carry."""
+        event_id = str(uuid.uuid4())
+        self._events.append((ticket_no, event_id, event, time))
+        return event_id
+
+    def stage(self, writer: Writer, row: Any) -> None:
+        """Stage ``row`` for ``writer(conn, rows)``, called once at the flush with every row staged for it."""
+        self._staged.setdefault(writer, []).append(row)
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self._after.append(fn)
+
+    async def flush(self) -> None:
+        """Write the staged rows, one statement per kind (called by the Tx's owner before commit)."""
+        if self._events:
+            await self._write_events()
+        while self._staged:  # a writer may stage more (rarely): keep going until all is written
+            staged, self._staged = self._staged, {}
+            for writer, rows in staged.items():
+                await writer(self.conn, rows)
+        if self._claims:
+            claims, self._claims = self._claims, []
+            got = await self.conn.fetchval(
+                f"WITH ins AS (INSERT INTO {self.service}.inbox (consumer, message_id)"
+                " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING RETURNING 1)"
+                " SELECT count(*) FROM ins", [c for c, _ in claims], [m for _, m in claims])
+            if got != len(claims):
+                raise ClaimLost(f"{len(claims) - got} of {len(claims)} inbox ids were claimed meanwhile")
+
+    async def _write_events(self) -> None:
+        events, self._events = self._events, []
+        counts: dict[str, int] = {}
+        for ticket_no, *_ in events:
+            counts[ticket_no] = counts.get(ticket_no, 0) + 1
+        tickets = sorted(counts)  # one lock order for the per-ticket sequence rows
+        rows = await self.conn.fetch(
+            f"INSERT INTO {self.service}.event_seq AS s (ticket_no, seq)"
+            " SELECT * FROM unnest($1::text[], $2::int[])"
+            " ON CONFLICT (ticket_no) DO UPDATE SET seq = s.seq + EXCLUDED.seq RETURNING ticket_no, seq",
+            tickets, [counts[t] for t in tickets])
+        next_seq = {r["ticket_no"]: r["seq"] - counts[r["ticket_no"]] + 1 for r in rows}
+        envelopes = []
+        for ticket_no, event_id, event, time in events:
+            seq = next_seq[ticket_no]
+            next_seq[ticket_no] = seq + 1
+            envelopes.append(envelope(self.service, ticket_no, seq, event_id, event, time))
+        await self.conn.execute(
+            f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+            [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes],
+            [e.to_bytes() for e in envelopes])
+        self.envelopes.extend(envelopes)
+        if self.on_emitted:
+            await self.on_emitted(self.conn, envelopes)
+
+    def committed(self) -> None:
+        """Run the after-commit effects (the owner calls it once the commit returned)."""
+        after, self._after = self._after, []
+        for fn in after:
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - committed already: an effect must not undo the acks
+                log.warning("after-commit hook failed", extra={"error": repr(exc)})
+
+
+def envelope(service: str, ticket_no: str, seq: int, event_id: str, event: EventData,
+             time: datetime | None) -> CloudEvent:
+    """The CloudEvent for a staged event; every string in the payload is PII-masked here."""
+    return CloudEvent(id=event_id, source=f"/helpdesk/{service}", type=event.type, subject=ticket_no,
+                      time=time or datetime.now(UTC),
+                      data={**mask_deep(event.payload()), "ticket_no": ticket_no, "seq": seq})
+
+
+class Unit:
+    """A use case's view of its transaction: ``conn``, ``duplicate``, ``emit``, ``stage``, ``after_commit``.
+    ``owner`` is True when this unit opened the transaction (and so commits it)."""
+
+    def __init__(self, tx: Tx, *, duplicate: bool, owner: bool) -> None:
+        self.tx, self.duplicate, self.owner = tx, duplicate, owner
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        return self.tx.conn
+
+    def emit(self, ticket_no: str, event: EventData, *, time: datetime | None = None) -> str:
+        """Stage ``event`` as an outbox row of this transaction (``seq`` and envelope made at the flush)."""
+        return self.tx.emit(ticket_no, event, time=time)
+
+    def stage(self, writer: Writer, row: Any) -> None:
+        """Stage an insert row for ``writer`` (a store's batch form), written once per transaction."""
+        self.tx.stage(writer, row)
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the transaction committed (never if it rolls back)."""
+        self.tx.after_commit(fn)
+
+
+Within = Tx | Unit | None
+Opener = Callable[..., contextlib.AbstractAsyncContextManager[Tx]]
+
+
+@contextlib.asynccontextmanager
+async def open_unit(transaction: Opener, *, consumer: str | None, message_id: str | None,
+                    within: Within) -> AsyncIterator[Unit]:
+    """``Runtime.unit``'s body: join ``within`` if given, else open (and commit) a transaction."""
+    if within is not None:
+        tx = within.tx if isinstance(within, Unit) else within
+        duplicate = bool(consumer and message_id) and not await tx.claim(consumer, message_id)  # type: ignore[arg-type]
+        yield Unit(tx, duplicate=duplicate, owner=False)
+        return
+    async with transaction() as tx:
+        duplicate = bool(consumer and message_id) and not await tx.claim(consumer, message_id)  # type: ignore[arg-type]
+        yield Unit(tx, duplicate=duplicate, owner=True)
