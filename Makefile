@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 # (access) migrate: bootstrap as its own step; security: schemathesis, every service x every role
-.PHONY: migrate security venv run test test-unit test-integration bench bench-intake bench-routing bench-survey bench-notification bench-sla bench-e2e chaos docs dashboards prometheus panels clean
+.PHONY: migrate security venv run test test-unit test-integration bench bench-intake bench-routing bench-survey bench-notification bench-sla bench-e2e bench-review bench-masking security-privacy chaos docs dashboards prometheus panels clean
 
 venv: $(VENV)/.installed
 
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-## run every service (intake 8001, routing 8002, sla 8003, notification 8004, survey 8005)
+## run every service (intake 8001, routing 8002, sla 8003, notification 8004, survey 8005, review 8006)
 run: venv
 	HELPDESK_API_KEYS=$${HELPDESK_API_KEYS:-dev:dev-secret:admin} $(PY) -m shared.run
 
@@ -62,6 +62,14 @@ bench-intake: venv
 bench-routing: venv
 	$(PY) -m scripts.bench_routing
 
+## masking time on 64 KB strings of the worst shapes (the old regex: 20-30 s each)
+bench-masking: venv
+	$(PY) -m scripts.bench_masking
+
+## the masking fuzz at length (5,000 examples per property; `make test` runs 200)
+security-privacy: venv
+	PRIVACY_FUZZ_EXAMPLES=$${PRIVACY_FUZZ_EXAMPLES:-5000} $(PYTEST) -q -p no:cacheprovider tests/unit/test_masking_fuzz.py
+
 ## notification: deliveries/s to a local signed-webhook sink
 bench-notification: venv
 	$(PY) -m scripts.bench_notification
@@ -69,6 +77,10 @@ bench-notification: venv
 ## SLA timers: firing lateness and RSS with 1,000,000 open timers
 bench-sla: venv
 	$(PY) -m scripts.bench_sla
+
+## review: 1,000,000 tickets in a month -> rebuild replay events/s and the month's report time (BENCH_ARGS=--tickets N)
+bench-review: venv
+	$(PY) -m scripts.bench_review $(BENCH_ARGS)
 
 ## survey: resolution -> survey.sent latency, answers/s
 bench-survey: venv

@@ -21,6 +21,8 @@ def cases(size: int) -> dict[str, str]:
         "plus digits": "+1 " * (size // 3),
         "at signs": "a@" * (size // 2),
         "domain labels": "a@" + "b." * (size // 2 - 1),
+        "digits and at signs": "1@" * (size // 2),
+        "phones back to back": ("13812345678 " * (size // 12 + 1))[:size],
         "ordinary ticket text": (ordinary * (size // len(ordinary) + 1))[:size],
     }
 

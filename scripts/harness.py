@@ -27,7 +27,9 @@ import asyncpg
 import httpx
 import orjson
 
+from shared import topology
 from shared.run import ORDER, available
+from shared.settings import Settings
 from shared.trust import url_user
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,11 +274,10 @@ class DeadLetters:
     async def _consume(self) -> None:
         self.channel = await self.conn.channel()
         await self.channel.set_qos(prefetch_count=500)
-        dlx = await self.channel.declare_exchange("helpdesk.dlx", aio_pika.ExchangeType.TOPIC, durable=True)
-        # Same arguments as shared.topology.dead_letter_queue(), so whoever declares first wins nothing.
-        queue = await self.channel.declare_queue("helpdesk.dead-letters", durable=True,
-                                                 arguments={"x-queue-type": "quorum"})
-        await queue.bind(dlx, routing_key="#")
+        await self.channel.declare_exchange("helpdesk.dlx", aio_pika.ExchangeType.TOPIC, durable=True)
+        # Declared (with its TTL and length cap) and bound as the services do, then consumed.
+        await topology.declare_dead_letter_queue(self.amqp_url, Settings())
+        queue = await self.channel.declare_queue("helpdesk.dead-letters", passive=True)
         await queue.consume(self._on)
 
     async def _watchdog(self) -> None:
@@ -319,13 +320,15 @@ class DeadLetters:
 
 
 def list_queues(vhost: str) -> list[dict[str, Any]]:
-    """Every queue of ``vhost`` with ready/unacked counts and consumers (rabbitmqctl, no plugin needed)."""
+    """Every queue of ``vhost`` with ready/unacked counts and consumers (rabbitmqctl, no plugin needed).
+    Streams (the event log ``helpdesk.events.log``) are left out: a stream keeps its messages by design
+    and is read on demand, so "messages left, no consumer" is its normal state."""
     out = subprocess.run(
         ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--formatter", "json",
-         "name", "messages_ready", "messages_unacknowledged", "consumers"],
+         "name", "messages_ready", "messages_unacknowledged", "consumers", "type"],
         check=True, capture_output=True, timeout=60, text=True,
     ).stdout
-    return orjson.loads(out or "[]")
+    return [q for q in orjson.loads(out or "[]") if q.get("type") != "stream"]
 
 
 async def outbox_unsent(database_url: str, schemas: list[str]) -> dict[str, int]:

@@ -191,7 +191,8 @@ def calendar_from_table(name: str, table: dict, default_tz: ZoneInfo) -> Calenda
     if hours == "always":
         return AlwaysOpen(name)
     if not isinstance(hours, dict):
-        raise ValueError(f"calendars.{name}.hours: must be \"always\" or a table of weekday = \"HH:MM-HH:MM\"")
+        raise ValueError(  # noqa: TRY004 - a bad policy file (refuses the start), not a caller's type error
+            f"calendars.{name}.hours: must be \"always\" or a table of weekday = \"HH:MM-HH:MM\"")
     try:
         tz = ZoneInfo(table["timezone"]) if table.get("timezone") else default_tz
     except (KeyError, ValueError):

@@ -3,8 +3,9 @@
 * handler returns                  -> ack (it has committed)
 * ``DomainError`` / ``ValidationError`` -> republished to ``helpdesk.dlx`` with the reason in the
   ``x-helpdesk-reason`` header, then acked: a poison message never blocks its queue
-* anything else (database or broker trouble) -> nack with requeue after a short backoff; the quorum
-  queue's delivery limit dead-letters it if it keeps failing
+* anything else (database or broker trouble) -> nack with requeue after a short backoff; on the last
+  delivery the queue's limit allows it is dead-lettered here (masked) with the last error as reason
+* every dead letter's body and reason are masked (phones, emails, ID and card numbers)
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from pydantic import ValidationError
 
 from shared import trust
 from shared.batching import Batcher, Batching
+from shared.deadletters import mask_body
 from shared.errors import DomainError
+from shared.masking import mask_text
 from shared.topology import DLX, REASON_HEADER
 
 log = logging.getLogger(__name__)
@@ -56,17 +59,18 @@ async def _itself(msg: Any) -> Any:
 
 
 async def dead_letter(broker: RabbitBroker, msg: RabbitMessageType, *, queue: str, reason: str) -> None:
-    """Publish ``msg`` unchanged to ``helpdesk.dlx`` under its routing key, with the reason in headers."""
+    """Publish ``msg`` to ``helpdesk.dlx`` under its routing key, with the reason in headers; body and
+    reason with every contact masked (``shared.deadletters.mask_body``)."""
     raw = msg.raw_message
     headers = dict(raw.headers or {})
     headers.update({
-        REASON_HEADER: reason[:2000],
+        REASON_HEADER: mask_text(reason)[:2000],
         "x-helpdesk-queue": queue,
         "x-original-exchange": raw.exchange or "",
         "x-original-routing-key": raw.routing_key or "",
     })
     await broker.publish(
-        raw.body, exchange=DLX, routing_key=raw.routing_key or queue, persist=True, mandatory=False,
+        mask_body(raw.body), exchange=DLX, routing_key=raw.routing_key or queue, persist=True, mandatory=False,
         headers=headers, message_id=raw.message_id, content_type=raw.content_type,
     )
 
@@ -91,6 +95,8 @@ def subscribe(
     a batch that fails hands each of its messages to ``alone``, the per-message path below.
     """
 
+    limit = int((queue.arguments or {}).get("x-delivery-limit") or 0)
+
     async def acked(msg: Any) -> None:
         await msg.ack()
         CONSUMED.labels(service, queue.name, "ok").inc()
@@ -106,6 +112,15 @@ def subscribe(
             CONSUMED.labels(service, queue.name, "dead_lettered").inc()
         except Exception as exc:  # noqa: BLE001 - infrastructure trouble: retried
             attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
+            if limit and attempt + 1 >= limit:
+                # The last delivery the queue allows: dead-letter it here, masked, rather than let the
+                # broker dead-letter the raw body (the queue's limit stays as the backstop for crashes).
+                reason = f"delivery_limit: failed {attempt + 1} time(s), last error: {exc!r}"
+                log.warning("dead-lettering message", extra={"queue": queue.name, "reason": reason})
+                await dead_letter(broker, msg, queue=queue.name, reason=reason)
+                await msg.ack()
+                CONSUMED.labels(service, queue.name, "dead_lettered").inc()
+                return
             log.warning("message failed, will retry", extra={"queue": queue.name, "error": repr(exc),
                                                              "attempt": attempt + 1})
             await asyncio.sleep(min(0.2 * 2**attempt, 5.0))

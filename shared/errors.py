@@ -28,3 +28,13 @@ class Conflict(DomainError):
     """The request is valid but the current state forbids it (e.g. resolving a closed ticket)."""
 
     status = 409
+
+
+class TooManyRequests(DomainError):
+    """Over a quota: 429 with ``Retry-After`` (seconds until the window ends)."""
+
+    status = 429
+
+    def __init__(self, field: str, problem: str, *, retry_after_s: int) -> None:
+        super().__init__(field, problem)
+        self.headers = {"Retry-After": str(max(1, retry_after_s))}

@@ -6,7 +6,7 @@ publisher adds a field). ``ticket_no`` and ``seq`` are added by the outbox, not 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -18,7 +18,7 @@ Category = Literal[
 ]
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 # eta / next_update: the customer side (issue #15): a promised time kept, regular updates given
-SlaMetric = Literal["first_response", "resolution", "callback", "eta", "next_update"]
+SlaMetric = Literal["first_response", "resolution", "callback", "eta", "next_update", "revisit", "step"]
 
 
 class EventData(BaseModel):
@@ -38,12 +38,26 @@ class TicketEvent(EventData):
 
 class MaskedCustomer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
-    name: str
+    name: str  # masked: the first character ("李*")
     id: str | None = None  # masked when it carries a phone or email
     phone: str | None = None  # masked
     email: str | None = None  # masked
     tier: str = "standard"
     language: str | None = None
+
+
+class Warranty(BaseModel):
+    """The 三包 check at intake: in warranty or not, what the customer is entitled to, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    in_warranty: bool
+    entitlement: Literal["return", "exchange", "repair", "paid"]
+    reason: str
+    product_line: str | None = None
+    warranty_months: int | None = None
+    warranty_ends: date | None = None
+    days_since_purchase: int | None = None
+    failed_repairs: int = 0
 
 
 class TicketCreated(EventData):
@@ -63,6 +77,14 @@ class TicketCreated(EventData):
     received_at: datetime
     created_at: datetime
     caller: str | None = None
+    # records (#14)
+    product_model: str | None = None
+    purchase_date: date | None = None
+    invoice_no: str | None = None
+    service_type: str | None = None
+    expected_by: datetime | None = None
+    customer_type: Literal["new", "returning"] | None = None
+    warranty: Warranty | None = None
 
 
 class TicketResponded(EventData):
@@ -72,6 +94,8 @@ class TicketResponded(EventData):
     first: bool
     message: str | None = None
     via: str | None = None
+    late: bool = False  # the first-response clock had breached (records)
+    late_reason: str | None = None
 
 
 class TicketProgressed(EventData):
@@ -81,6 +105,7 @@ class TicketProgressed(EventData):
     note: str
     visible_to_customer: bool
     eta: datetime | None = None  # a promise to the customer ("预计24小时内完成维修"): sla times it
+    step: str | None = None  # the step of the category's sequence reached (records)
 
 
 class TicketWaiting(EventData):
@@ -119,6 +144,8 @@ class TicketResolved(EventData):
     complaint: bool = False
     priority: str | None = None
     category: str | None = None
+    cause: str | None = None  # records: from the command, else the diagnosis
+    sub_item: str | None = None
 
 
 class TicketReopened(EventData):
@@ -160,29 +187,37 @@ class TicketEscalated(EventData):
     reason: str
 
 
-class SlaStarted(EventData):
+class SlaStep(EventData):
+    """Step clocks (metric ``step``) name the step and its limit as configured ("24h", "3wd")."""
+
+    step: str | None = None
+    limit: str | None = None
+
+
+class SlaStarted(SlaStep):
     type = "sla.started"
     metric: SlaMetric
     due_at: datetime
     policy: str
     calendar: str | None = None  # the policy's calendar (review counts business durations on it)
+    target: Literal["policy", "expected_by"] | None = None  # resolution: which target applied
 
 
-class SlaWarning(EventData):
+class SlaWarning(SlaStep):
     type = "sla.warning"
     metric: SlaMetric
     due_at: datetime
     remaining_s: float
 
 
-class SlaBreached(EventData):
+class SlaBreached(SlaStep):
     type = "sla.breached"
     metric: SlaMetric
     due_at: datetime
     breached_at: datetime
 
 
-class SlaMet(EventData):
+class SlaMet(SlaStep):
     type = "sla.met"
     metric: SlaMetric
     due_at: datetime
@@ -225,13 +260,64 @@ class SurveyNegative(EventData):
     reason: str
 
 
+# ---- records (#14) ----
+
+
+class TicketDiagnosed(EventData):
+    type = "ticket.diagnosed"
+    actor: str
+    at: datetime
+    result: str
+    cause: str
+    sub_item: str | None = None
+    responsibility: str | None = None
+
+
+class TicketScheduled(EventData):
+    type = "ticket.scheduled"
+    actor: str
+    at: datetime
+    appointment_at: datetime
+    place: str  # masked
+    note: str | None = None
+
+
+class TicketVerified(EventData):
+    type = "ticket.verified"
+    actor: str
+    at: datetime
+    method: str
+    findings: str
+
+
+class TicketDetermined(EventData):
+    type = "ticket.determined"
+    actor: str
+    at: datetime
+    responsibility: Literal["internal", "customer_misunderstanding", "third_party"]
+    department: str | None = None
+    remedy: Literal["apology", "coupon", "refund", "redo", "other"]
+    amount: float | None = None
+    customer_accepted: bool | None = None
+
+
+class TicketRevisited(EventData):
+    type = "ticket.revisited"
+    actor: str
+    at: datetime
+    outcome: str
+    satisfied: bool
+
+
+RECORDS_EVENTS = (TicketDiagnosed, TicketScheduled, TicketVerified, TicketDetermined, TicketRevisited)
+
 EVENT_MODELS: dict[str, type[EventData]] = {
     m.type: m
     for m in (
         TicketCreated, TicketResponded, TicketProgressed, TicketWaiting, TicketResumed,
         TicketEscalationRequested, TicketResolved, TicketReopened, TicketClosed, TicketReprioritized,
         TicketRouted, TicketEscalated, SlaStarted, SlaWarning, SlaBreached, SlaMet,
-        NotificationSent, NotificationFailed, SurveySent, SurveyCompleted, SurveyNegative,
+        NotificationSent, NotificationFailed, SurveySent, SurveyCompleted, SurveyNegative, *RECORDS_EVENTS,
     )
 }
 
@@ -308,3 +394,18 @@ class TicketConfirmed(EventData):
 
 
 EVENT_MODELS.update({m.type: m for m in (TicketCustomerReplied, TicketConfirmed)})
+
+
+# ---- personal data (privacy) ----
+
+
+class CustomerErased(EventData):
+    """A customer's personal data was erased in intake (``customer.erase``). Only the key: every
+    service that holds data about that customer erases its own rows (tickets' facts stay).
+    ``data`` has no ``ticket_no`` / ``seq``: it is about a customer, not a ticket."""
+
+    type = "customer.erased"
+    customer_key: str
+
+
+EVENT_MODELS[CustomerErased.type] = CustomerErased

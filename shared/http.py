@@ -59,11 +59,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(error_body([exc.as_dict()]), status_code=exc.status)
+        return JSONResponse(error_body([exc.as_dict()]), status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 before the application reads them."""
+    """Refuse request bodies over ``max_bytes`` with 413 before the application reads them.
+
+    A declared ``Content-Length`` over the limit is refused at once; a body without one (chunked) is
+    read here up to the limit and handed on whole, so a chunked body over it is a 413 too (the
+    application never sees a truncated body, whose parse error would otherwise answer 400).
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -76,21 +81,23 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(send)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._too_large(send)
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
     async def _too_large(self, send: Send) -> None:
         body = orjson.dumps(error_body([{"field": "body", "problem": f"larger than {self.max_bytes} bytes"}]))
@@ -99,8 +106,14 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``messages`` first, then whatever the server sends (disconnect)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
 
 
 def install_ops_routes(

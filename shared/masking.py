@@ -2,10 +2,11 @@
 character and domain, 18-digit resident ID numbers their first 3 and last 4, bank cards their
 first and last 4.
 
-One regular expression finds every candidate in a single left-to-right pass. Each alternative
-that can run over a long stretch (an email's local part, a run of digits) starts only where the
-previous character cannot continue it (a look-behind), so the engine scans each stretch once and
-never restarts inside it: 64 KB of any shape masks in milliseconds (``make bench-masking``).
+Two regular expressions (emails, then numbers) each find their candidates in one left-to-right
+pass, skipped when the text has no ``@`` / no digit. Each alternative that can run over a long
+stretch (an email's local part, a run of digits) starts only where the previous character cannot
+continue it (a look-behind), so the engine scans each stretch once and never restarts inside it:
+64 KB of any shape masks in milliseconds (``make bench-masking``).
 Matching runs on a *folded* copy of the text (full-width forms such as ``１３８`` and ``＠`` mapped
 to ASCII, one character for one, so positions agree); what is kept comes from the original.
 """
@@ -40,11 +41,11 @@ def fold(text: str) -> str:
 
 
 _LOCAL = r"[\w.%+\-]"
-_PATTERN = re.compile(
-    # an email: the local part starts where no local-part character precedes it (scanned once)
-    rf"(?P<email>(?<!{_LOCAL}){_LOCAL}+@[\w\-]+(?:\.[\w\-]+)*)"
+# an email: the local part starts where no local-part character precedes it (each run scanned once)
+_EMAIL = re.compile(rf"(?P<email>(?<!{_LOCAL}){_LOCAL}+@[\w\-]+(?:\.[\w\-]+)*)")
+_NUMBER = re.compile(
     # a long digit run: a resident ID (18, last may be X) or a bank card (16-19); checked below
-    r"|(?P<run>(?<!\d)\d{15,19}[Xx]?(?!\d))"
+    r"(?P<run>(?<!\d)\d{15,19}[Xx]?(?!\d))"
     # a bank card written in groups of four
     r"|(?P<card>(?<!\d)\d{4}(?:[ \-]\d{4}){3}(?:[ \-]?\d{1,3})?(?!\d))"
     # a mainland mobile, with or without +86 / 0086 / (86), digits optionally separated
@@ -53,6 +54,7 @@ _PATTERN = re.compile(
     r"|(?P<landline>(?<![\d+])\(?0\d{2,3}\)?[ \-]{0,2}\d{7,8}(?!\d))"
     r"|(?P<intl>(?<![\d+])\+\d{1,3}[ \-]?\d{2,4}[ \-]?\d{3,4}[ \-]?\d{3,4}(?!\d))"
 )
+_ANY_DIGIT = re.compile(r"\d")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _NON_DIGIT = re.compile(r"[^0-9]")
 
@@ -126,6 +128,9 @@ def _masked(kind: str, raw: str) -> str | None:
         case "run":
             if is_resident_id(raw):
                 return raw[:3] + "*" * 11 + raw[-4:]
+            if raw[-1:] in ("X", "x", "Ｘ", "ｘ"):  # an X after the digits that is not a check digit
+                inner = _masked("run", raw[:-1])
+                return None if inner is None else inner + raw[-1]
             return _digits(raw)[:4] + "*" * (len(raw) - 8) + raw[-4:] if is_bank_card(raw) else None
         case "card":
             digits = _digits(raw)
@@ -134,18 +139,28 @@ def _masked(kind: str, raw: str) -> str | None:
 
 
 def _mask(text: str, *, delimited_only: bool) -> str:
+    """Two linear passes on the folded text: emails (only if there is an ``@``), then numbers (only if
+    there is a digit) on what the first pass left — an email's digits are gone before numbers are sought."""
     if not text:
         return text
     folded = fold(text)
+    if "@" in folded:
+        text = _replace(text, folded, _EMAIL, delimited_only=False)
+        folded = fold(text)
+    if _ANY_DIGIT.search(folded):
+        text = _replace(text, folded, _NUMBER, delimited_only=delimited_only)
+    return text
+
+
+def _replace(text: str, folded: str, pattern: re.Pattern[str], *, delimited_only: bool) -> str:
     out: list[str] = []
     last = 0
-    for m in _PATTERN.finditer(folded):
+    for m in pattern.finditer(folded):
         start, end = m.span()
-        kind = m.lastgroup or ""
-        if delimited_only and kind != "email" and (
-                (start > 0 and folded[start - 1].isalnum()) or (end < len(folded) and folded[end].isalnum())):
+        if delimited_only and ((start > 0 and folded[start - 1].isalnum())
+                               or (end < len(folded) and folded[end].isalnum())):
             continue  # inside an opaque identifier ("bench-1a13812345678b"): not a contact
-        masked = _masked(kind, text[start:end])
+        masked = _masked(m.lastgroup or "", text[start:end])
         if masked is None:
             continue
         out.append(text[last:start])

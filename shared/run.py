@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("intake", "routing", "sla", "notification", "survey")
+ORDER = ("intake", "routing", "sla", "notification", "survey", "review")
 
 
 def available() -> list[str]:

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from functools import cached_property
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import Principal, parse_api_keys
+from shared.quota import Quotas, parse_quotas
 from shared.trust import DEFAULT_USERS, parse_users
 
 SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005,
                  "review": 8006}
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: object) -> object:
+    """``30d`` / ``12h`` / ``90m`` / ``45s`` as seconds; anything else goes to pydantic's timedelta
+    (seconds, ``P30D``, ``HH:MM:SS``)."""
+    if isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())):
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -49,6 +67,18 @@ class Settings(BaseSettings):
     # ---- personal data (privacy, README "Data protection") ----
     # Key of the customer_key HMAC: the same in every service and never changed (keys would change).
     customer_key_secret: str = Field("helpdesk-dev-customer-key", alias="HELPDESK_CUSTOMER_KEY_SECRET")
+    # helpdesk.dead-letters keeps a dead letter this long ("30d", "12h", "3600", "P30D"), and at most this
+    # many (the oldest go first).
+    dead_letter_ttl: Duration = Field(timedelta(days=30), alias="HELPDESK_DEAD_LETTER_TTL")
+    dead_letter_max: int = Field(100_000, ge=1, alias="HELPDESK_DEAD_LETTER_MAX")
+    # Raw contacts of a ticket closed this many days ago are purged (free text keeps its masked form).
+    contact_retention_days: int = Field(365, ge=1, alias="HELPDESK_CONTACT_RETENTION_DAYS")
+    # Tickets one API key may create over HTTP: "N/S" (N per S seconds) for every key, then
+    # "name=N/S" overrides; 0 is unlimited. A key over its quota gets 429 with Retry-After.
+    ticket_quota: str = Field("3000/60", alias="HELPDESK_TICKET_QUOTA")
+    # Where intake's customer export asks the other services for their part: "name=url,...".
+    export_peers: str = Field("notification=http://127.0.0.1:8004,survey=http://127.0.0.1:8005",
+                              alias="HELPDESK_EXPORT_PEERS")
     # ---- review: the event log (a RabbitMQ stream every service declares, so it exists before any event)
     # Retention: RabbitMQ's x-max-age units (Y, M, D, h, m, s); and a size cap in bytes (x-max-length-bytes).
     event_log_max_age: str = Field("2Y", pattern=r"^\d+[YMDhms]$", alias="HELPDESK_EVENT_LOG_MAX_AGE")
@@ -69,6 +99,20 @@ class Settings(BaseSettings):
     def bootstraps(self) -> bool:
         """Whether the service creates its database, role and schema itself on start."""
         return (not self.db_url) if self.db_bootstrap is None else self.db_bootstrap
+
+    @cached_property
+    def ticket_quotas(self) -> Quotas:
+        return parse_quotas(self.ticket_quota)
+
+    @cached_property
+    def export_peer_map(self) -> dict[str, str]:
+        pairs = (p.partition("=") for p in self.export_peers.split(",") if p.strip())
+        return {name.strip(): url.strip() for name, _, url in pairs if name.strip() and url.strip()}
+
+    @model_validator(mode="after")
+    def _quota_parse(self) -> Settings:
+        parse_quotas(self.ticket_quota)  # a bad HELPDESK_TICKET_QUOTA refuses the start, naming the entry
+        return self
 
     @model_validator(mode="after")
     def _keys_parse(self) -> Settings:

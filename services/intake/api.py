@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+import httpx
+from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
-from pydantic import ValidationError
 
-from services.intake import progress, usecases
+from services.intake import privacy, progress, usecases
 from shared.auth import Principal, command_roles, ensure, principal, require
-from shared.errors import NotFound
+from shared.customers import customer_key
+from shared.errors import DomainError, NotFound
 from shared.http import error_body
+from shared.messages import COMMANDS, TICKET_NO_PATTERN, Email, IntakeTicket, Phone, ShortText
 from shared.openapi import REF, allowed_methods, errors, model_schema
-from shared.messages import COMMANDS, TICKET_NO_PATTERN, IntakeTicket
 from shared.runtime import Runtime
 
 
@@ -52,6 +55,7 @@ async def create(
     """201 with the new ticket number; 200 with the existing one for a repeated ``external_id``
     (or ``Idempotency-Key`` header)."""
     rt = _runtime(request)
+    await privacy.use_ticket_quota(rt.pool, caller=who.name, quotas=rt.settings.ticket_quotas, now=datetime.now(UTC))
     ticket, created = await usecases.create_ticket(rt, tz=rt.settings.tz, msg=body, caller=who.name,
                                                    transport="http", message_id=idempotency_key,
                                                    key_secret=rt.settings.customer_key_secret)
@@ -138,3 +142,65 @@ def document_pages(doc: dict[str, Any]) -> None:
                 error = code >= "400"
                 response["content"] = {"text/html": both["text/html"],
                                        "application/json": {"schema": REF if error else {}}}
+
+
+# ---- personal data (privacy): erase and export one customer (admin) ----
+
+customers = APIRouter(prefix="/v1/customers", tags=["customers"])
+Admin = Annotated[Principal, Depends(require("admin"))]
+KeyPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the customer's customer_key")]
+
+
+class EraseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor: ShortText | None = None
+
+
+class KeyLookup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: Phone | None = None
+    email: Email | None = None
+    id: ShortText | None = None
+
+
+@customers.post("/key", summary="The customer_key of a phone, email or channel customer id (admin)")
+async def lookup_key(request: Request, body: KeyLookup, who: Admin) -> dict[str, Any]:
+    """What an erasure or export request needs when the customer gives their phone or email."""
+    key = customer_key(secret=_runtime(request).settings.customer_key_secret, phone=body.phone, email=body.email,
+                       customer_id=body.id)
+    if key is None:
+        raise DomainError("body", "give one of phone, email, id")
+    return {"customer_key": key}
+
+
+@customers.post("/{customer_key}/erase", summary="Erase a customer's contacts and name everywhere (admin)")
+async def erase(request: Request, customer_key: KeyPath, who: Admin,
+                body: Annotated[EraseBody | None, Body()] = None) -> dict[str, Any]:
+    """Intake erases its own rows and announces ``customer.erased`` (only the key); notification and
+    survey erase theirs on that event. Tickets' facts stay. Idempotent."""
+    actor = (body.actor if body else None) or who.name
+    return await privacy.erase_customer(_runtime(request), customer_key=customer_key, actor=actor,
+                                        now=datetime.now(UTC))
+
+
+@customers.get("/{customer_key}/export", summary="Everything held about a customer, from every service (admin)")
+async def export(request: Request, customer_key: KeyPath, who: Admin) -> dict[str, Any]:
+    """Intake's own rows, and each other service's answer for its schema (``HELPDESK_EXPORT_PEERS``);
+    a service that cannot be reached is named with ``error`` so an incomplete export says so."""
+    rt = _runtime(request)
+    own = await privacy.export_customer(rt.pool, customer_key=customer_key)
+    peers = getattr(request.app.state, "export_peers", None) or rt.settings.export_peer_map
+    others = {name: await _peer_export(url, customer_key, request.headers.get("x-api-key", ""))
+              for name, url in peers.items()}
+    return {"customer_key": customer_key, "exported_at": datetime.now(UTC), "services": {"intake": own, **others}}
+
+
+async def _peer_export(base_url: str, customer_key: str, api_key: str) -> Any:
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10.0, headers={"X-API-Key": api_key}) as client:
+            r = await client.get(f"/v1/customers/{customer_key}/export")
+    except httpx.HTTPError as exc:
+        return {"error": f"unreachable: {type(exc).__name__}", "url": base_url}
+    if r.status_code != 200:
+        return {"error": f"HTTP {r.status_code}", "url": base_url}
+    return r.json()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, progress, progress_api, store, usecases
+from services.intake import api, handlers, privacy, progress, progress_api, records, records_api, store, usecases
 from shared import openapi
 from shared.consumer import subscribe
 from shared.events import (
-    TicketClosed, TicketCreated, TicketEscalationRequested, TicketProgressed, TicketReopened, TicketReprioritized,
-    TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
+    CustomerErased, TicketClosed, TicketCreated, TicketDetermined, TicketDiagnosed, TicketEscalationRequested,
+    TicketProgressed, TicketReopened, TicketReprioritized, TicketResolved, TicketResponded, TicketResumed,
+    TicketRevisited, TicketScheduled, TicketVerified, TicketWaiting,
 )
 from shared.events import TicketConfirmed, TicketCustomerReplied
 from shared.runtime import Runtime
@@ -39,6 +41,15 @@ PUBLISHED = (
     (TicketReprioritized, "An agent changed the priority; routing re-routes, SLA recomputes."),
     (TicketCustomerReplied, "The customer added information on the progress page (masked); a waiting ticket resumes."),
     (TicketConfirmed, "The customer confirmed on the progress page that the problem is solved."),
+    (CustomerErased, "A customer's contacts and name were erased (customer.erase): only the customer_key; "
+                     "every service erases its own rows."),
+    # records (#14)
+    (TicketDiagnosed, "The diagnosis: result, cause (hardware|software|operation|quality|logistics|other), sub_item, "
+                      + "responsibility."),
+    (TicketScheduled, "An on-site visit booked: appointment_at, place (masked)."),
+    (TicketVerified, "A complaint verified: method (call_recording|cctv|records|on_site|other), findings."),
+    (TicketDetermined, "A complaint decided: responsibility, department, remedy, amount, customer_accepted."),
+    (TicketRevisited, "The follow-up call after resolution: outcome, satisfied."),
 )
 
 
@@ -47,13 +58,14 @@ FOREIGN_EVENTS = ["ticket.routed", "ticket.escalated", "sla.#", "notification.#"
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
+    records.warranty_policy()  # a bad INTAKE_WARRANTY_FILE refuses the start, naming the key
     rt.on_emitted = store.record_events  # intake's own events join the timeline in their transaction
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt.broker, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
               on_intake, service=SERVICE, batch=rt.batching())
-    subscribe(rt.broker, quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit), COMMANDS,
-              on_command, service=SERVICE)
+    commands = quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit)
+    subscribe(rt.broker, commands, COMMANDS, on_command, service=SERVICE)
     # The timeline takes what the other services say; intake's own events enter it in the transaction
     # that causes them, so binding "#" would only double the broker's work.
     timeline = quorum_queue("intake.timeline", routing_key="ticket.routed", delivery_limit=limit)
@@ -62,13 +74,19 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
     rt.periodic.append((3600.0, lambda r: usecases.housekeeping(r.pool, tz=r.settings.tz)))
+    # privacy: customer.erase over AMQP, the daily retention purge, old quota windows
+    rt.bindings.append((commands, COMMANDS, ["customer.erase"]))
+    # hourly, so a restart never postpones it by a day; what is due is counted in days after close
+    rt.periodic.append((3600.0, lambda r: privacy.daily(r, now=datetime.now(UTC))))
     return rt
 
 
 def create_app(settings: Settings | None = None, *, progress_opts: progress.ProgressSettings | None = None) -> FastAPI:
     rt = build_runtime(settings)
     app = rt.fastapi(title="helpdesk intake", description=DESCRIPTION)
+    app.include_router(records_api.router)  # before api.router: its actions have their own bodies
     app.include_router(api.router)
+    app.include_router(api.customers)
     openapi.extend(app, api.document)
     openapi.extend(app, api.document_pages)
     # The customer's progress page: a router of its own (no API key; the token is the credential), so an

@@ -14,7 +14,7 @@ from shared.events import (
     TicketReprioritized, TicketResolved, TicketResponded, TicketResumed, TicketWaiting,
 )
 from shared.customers import customer_key as keyed_hash
-from shared.masking import mask_email, mask_identifier, mask_phone
+from shared.masking import mask_email, mask_identifier, mask_name, mask_phone
 from shared.messages import (
     CloseTicket, Command, Customer, EscalateTicket, IntakeTicket, ProgressTicket, ReopenTicket, ReprioritizeTicket,
     ResolveTicket, RespondTicket, ResumeTicket, WaitTicket,
@@ -35,6 +35,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "reopen": (("resolved",), "in_progress"),
     "close": (OPEN + ("resolved",), "closed"),
     "reprioritize": (OPEN, None),
+    # records (#14); verify / determine are for complaints only (records_domain.check_allowed)
+    "diagnose": (OPEN, None),
+    "schedule": (OPEN, None),
+    "verify": (OPEN, None),
+    "determine": (OPEN, None),
+    "revisit": (("resolved",), None),  # closed stays terminal: the follow-up call comes before archiving
 }
 
 
@@ -71,9 +77,10 @@ def next_status(status: str, action: str) -> str:
 
 
 def masked_customer(customer: Customer) -> MaskedCustomer:
-    """The customer as events show it: phone and email masked, an id that is a contact masked too."""
+    """The customer as events show it: the name as ``李*``, phone and email masked, an id that is a
+    contact masked too (events live on in subscribers and the event log beyond any retention here)."""
     return MaskedCustomer(
-        name=customer.name, id=mask_identifier(customer.id), phone=mask_phone(customer.phone),
+        name=mask_name(customer.name) or "*", id=mask_identifier(customer.id), phone=mask_phone(customer.phone),
         email=mask_email(customer.email), tier=customer.tier, language=customer.language,
     )
 
@@ -156,7 +163,8 @@ def sla_state(events: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     for e in events:
         if e["type"] in states:
             data = e["data"]
-            current = out.setdefault(data["metric"], {})
+            key = f"step:{data['step']}" if data.get("step") else data["metric"]  # records: one entry per step
+            current = out.setdefault(key, {})
             if current.get("state") in ("met",) and e["type"] != "sla.started":
                 continue
             current.update({"state": states[e["type"]], "due_at": data.get("due_at"), "policy":

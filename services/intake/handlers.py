@@ -3,19 +3,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 from faststream.rabbit.message import RabbitMessage
 
-from services.intake import usecases
+from services.intake import privacy, usecases
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.keyed_lock import KeyedLock
-from shared.messages import COMMANDS, IntakeTicket
+from shared.messages import COMMANDS, EraseCustomer, IntakeTicket
 from shared.runtime import Runtime
 from shared.unit import Tx
 
 
-def _json(msg: RabbitMessage) -> dict:
+def _json(msg: RabbitMessage, max_bytes: int | None = None) -> dict:
+    if max_bytes is not None and len(msg.body) > max_bytes:  # the same bound as an HTTP body
+        raise DomainError("body", f"larger than {max_bytes} bytes")
     try:
         body = orjson.loads(msg.body)
     except orjson.JSONDecodeError as exc:
@@ -31,7 +35,7 @@ def build(rt: Runtime):
     async def on_intake(msg: RabbitMessage, tx: Tx | None) -> None:
         """A customer problem from a channel gateway (``intake.<channel>``): registered as a ticket
         (idempotent on ``channel`` + ``external_id``) and announced as ``ticket.created``."""
-        body = _json(msg)
+        body = _json(msg, rt.settings.max_body_bytes)
         key_channel = (msg.raw_message.routing_key or "").removeprefix("intake.")
         body.setdefault("channel", key_channel)
         if body["channel"] != key_channel:
@@ -44,12 +48,24 @@ def build(rt: Runtime):
 
     async def on_command(msg: RabbitMessage, tx: Tx | None) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
-        lifecycle; an impossible transition is dead-lettered with the reason."""
+        lifecycle; an impossible transition is dead-lettered with the reason. Actions: respond, progress
+        (optional ``step``), wait, resume, escalate, resolve (optional ``cause``, ``sub_item``; a complaint
+        needs a determination first), reopen, close, reprioritize; records: diagnose {result, cause,
+        sub_item, responsibility}, schedule {appointment_at, place}, verify {method, findings} and
+        determine {responsibility, department, remedy, amount, customer_accepted} (complaints only),
+        revisit {outcome, satisfied} (resolved tickets). Every command: ticket_no, actor, command_id.
+        ``customer.erase`` erases a customer's contacts and name (idempotent) and announces
+        ``customer.erased``."""
+        if msg.raw_message.routing_key == "customer.erase":
+            erase = EraseCustomer.model_validate(_json(msg, rt.settings.max_body_bytes))
+            await privacy.erase_customer(rt, customer_key=erase.customer_key, actor=erase.actor, now=datetime.now(UTC),
+                                         message_id=erase.command_id or msg.raw_message.message_id, within=tx)
+            return
         action = (msg.raw_message.routing_key or "").removeprefix("ticket.")
         model = COMMANDS.get(action)
         if model is None:
             raise DomainError("routing_key", f"unknown command ticket.{action}")
-        cmd = model.model_validate(_json(msg))
+        cmd = model.model_validate(_json(msg, rt.settings.max_body_bytes))
         caller = (msg.headers or {}).get("x-caller") or "amqp"
         async with in_order.hold(cmd.ticket_no):  # taken before any await: arrival order per ticket
             await usecases.apply_command(rt, action=action, cmd=cmd, caller=str(caller),

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.intake import domain, metrics, store
@@ -39,7 +39,8 @@ DEV_SECRET = "dev-only-progress-secret-change-me"
 class ProgressSettings(BaseSettings):
     """``INTAKE_PROGRESS_*``: the link's secret and public base, its life after closure, write limits."""
 
-    model_config = SettingsConfigDict(env_prefix="INTAKE_PROGRESS_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="INTAKE_PROGRESS_", extra="ignore", frozen=True,
+                                      populate_by_name=True)
 
     secret: str = DEV_SECRET  # HMAC key of the tokens: set it in production (the same on every replica)
     base_url: str = "http://127.0.0.1:8001"  # where customers reach the public router (/t/{token})
@@ -47,6 +48,14 @@ class ProgressSettings(BaseSettings):
     writes_per_window: int = Field(10, ge=1)  # a link's writes (reply, call back, confirm) per window
     window_s: float = Field(3600.0, gt=0)
     callback_every_s: float = Field(3600.0, ge=0)  # one call-back request per this long
+    env: str = Field("development", alias="HELPDESK_ENV")  # production refuses the dev secret
+
+    @model_validator(mode="after")
+    def _real_secret_in_production(self) -> ProgressSettings:
+        if self.env == "production" and (self.secret == DEV_SECRET or len(self.secret) < 32):
+            raise ValueError("INTAKE_PROGRESS_SECRET: set a random secret of at least 32 characters in production "
+                             "(the progress links are HMACs of it)")
+        return self
 
 
 def url_for(opts: ProgressSettings, token: str) -> str:

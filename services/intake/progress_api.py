@@ -30,6 +30,23 @@ PAGE_HEADERS = {
 }
 STATES = {"unknown": 404, "expired": 410}
 router = APIRouter(tags=["progress (public)"])
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such link (an HTML page; JSON errors for a JSON request)"},
+    410: {"description": "the link expired (its ticket closed long ago)"},
+    409: {"description": "not now: the ticket is closed, or the outcome was already confirmed"},
+    422: {"description": "a field is empty, too long or invalid (named)"},
+    429: {"description": "the link's write budget is used up, or a call back was just requested"},
+}
+_WRITE = {303: {"description": "form: back to the page"}, **_REFUSALS}
+
+
+def _body_doc(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {"requestBody": {"required": False, "content": {
+        "application/x-www-form-urlencoded": {"schema": schema}, "application/json": {"schema": schema}}}}
+
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
 
 
 def _ctx(request: Request) -> tuple[Any, progress.ProgressSettings]:
@@ -40,7 +57,8 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
 
-@router.get("/t/{token}", response_class=HTMLResponse, summary="The customer's progress page")
+@router.get("/t/{token}", response_class=HTMLResponse, summary="The customer's progress page",
+            responses={404: _REFUSALS[404], 410: _REFUSALS[410]})
 async def show(request: Request, token: str, lang: str | None = None, done: str | None = None) -> HTMLResponse:
     """200 with status, current step and its promised time, expected resolution and the customer-visible
     timeline; 404 for a bad token, 410 when the ticket closed more than ``INTAKE_PROGRESS_TTL_DAYS`` ago."""
@@ -120,21 +138,22 @@ async def _refused(request: Request, token: str, exc: DomainError, body: dict[st
 
 
 @router.post("/t/{token}/reply", summary="The customer adds information (ticket.customer_replied)",
-             responses={303: {"description": "back to the page"}, 201: {"description": "JSON: done"}})
+             status_code=201, responses=_WRITE, openapi_extra=_body_doc({"text": _TEXT}, ["text"]))
 async def reply(request: Request, token: str, lang: str | None = None) -> Response:
     """Form or JSON ``{"text": "…"}`` (1–2000 characters): joins the timeline; a waiting ticket resumes."""
     return await _act(request, token, "reply", lang)
 
 
 @router.post("/t/{token}/callback", summary="The customer asks for a call back (ticket.escalation_requested)",
-             responses={303: {"description": "back to the page"}, 201: {"description": "JSON: done"}})
+             status_code=201, responses=_WRITE)
 async def callback(request: Request, token: str, lang: str | None = None) -> Response:
     """Escalation with reason ``customer``; once per ``INTAKE_PROGRESS_CALLBACK_EVERY_S`` (else 429)."""
     return await _act(request, token, "callback", lang)
 
 
 @router.post("/t/{token}/confirm", summary="The customer confirms the outcome (ticket.confirmed, or reopened)",
-             responses={303: {"description": "back to the page"}, 201: {"description": "JSON: done"}})
+             status_code=201, responses=_WRITE, openapi_extra=_body_doc(
+                 {"solved": {"type": "string", "enum": ["yes", "no"]}, "text": _TEXT}, ["solved"]))
 async def confirm(request: Request, token: str, lang: str | None = None) -> Response:
     """Form or JSON ``{"solved": "yes"|"no", "text": "…"}``: yes → ``ticket.confirmed``; no → the ticket is
     reopened with the customer's words. Once per resolution (else 409)."""

@@ -168,3 +168,114 @@ async def record_contact_read(conn: asyncpg.Connection, *, caller: str, ticket_n
 async def contact_reads(conn: asyncpg.Connection, *, ticket_no: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"SELECT caller, ticket_no, read_at FROM {S}.contact_reads WHERE ticket_no = $1 ORDER BY id", ticket_no)
+
+
+# ---- personal data (privacy): quotas, erasure, export, retention ----
+
+async def use_quota(conn: asyncpg.Connection, *, caller: str, window_start: datetime) -> int:
+    """Count one use of ``caller``'s quota in the window; returns the uses so far (this one included)."""
+    return await conn.fetchval(
+        f"INSERT INTO {S}.quota_usage AS q (caller, window_start, used) VALUES ($1, $2, 1)"
+        " ON CONFLICT (caller, window_start) DO UPDATE SET used = q.used + 1 RETURNING used",
+        caller, window_start,
+    )
+
+
+async def prune_quota(conn: asyncpg.Connection, *, before: datetime) -> None:
+    await conn.execute(f"DELETE FROM {S}.quota_usage WHERE window_start < $1", before)
+
+
+async def customer_tickets(conn: asyncpg.Connection, *, customer_key: str, for_update: bool = False
+                           ) -> list[asyncpg.Record]:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetch(
+        f"SELECT * FROM {S}.tickets WHERE customer_key = $1 ORDER BY received_at{lock}", customer_key)
+
+
+async def retention_due(conn: asyncpg.Connection, *, closed_before: datetime, limit: int) -> list[asyncpg.Record]:
+    """Closed tickets past retention whose contacts are still there, locked (replicas skip them)."""
+    return await conn.fetch(
+        f"SELECT * FROM {S}.tickets WHERE closed_at < $1 AND contact_purged_at IS NULL"
+        " ORDER BY closed_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        closed_before, limit,
+    )
+
+
+_PERSONAL = {"customer_name", "customer_id", "customer_phone", "customer_email", "external_id", "subject",
+             "description", "complaint", "contact_purged_at", "erased_at"}
+
+
+async def scrub_ticket(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> None:
+    """Overwrite a ticket's personal columns (``complaint`` as a JSON-ready value)."""
+    if unknown := set(fields) - _PERSONAL:
+        raise ValueError(f"not personal: {unknown}")
+    if "complaint" in fields and fields["complaint"] is not None:
+        fields["complaint"] = orjson.dumps(fields["complaint"]).decode()
+    cols = list(fields)
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
+    await conn.execute(f"UPDATE {S}.tickets SET {sets}, updated_at = now() WHERE ticket_no = $1",
+                       ticket_no, *(fields[c] for c in cols))
+
+
+async def timeline_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT event_id, ticket_no, type, source, seq, time, data FROM {S}.timeline"
+        " WHERE ticket_no = ANY($1) ORDER BY ticket_no, time, source, seq", ticket_nos)
+
+
+async def set_timeline_data(conn: asyncpg.Connection, *, event_id: str, data: Any) -> None:
+    await conn.execute(f"UPDATE {S}.timeline SET data = $2::jsonb WHERE event_id = $1",
+                       event_id, orjson.dumps(data).decode())
+
+
+async def outbox_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT id, body FROM {S}.outbox WHERE ticket_no = ANY($1)", ticket_nos)
+
+
+async def set_outbox_body(conn: asyncpg.Connection, *, row_id: int, body: bytes) -> None:
+    await conn.execute(f"UPDATE {S}.outbox SET body = $2 WHERE id = $1", row_id, body)
+
+
+async def add_unticketed_event(conn: asyncpg.Connection, *, event: CloudEvent) -> None:
+    """Stage an event about no one ticket (``customer.erased``) for the outbox relay."""
+    await conn.execute(f"INSERT INTO {S}.outbox (event_id, routing_key, ticket_no, body) VALUES ($1, $2, NULL, $3)",
+                       event.id, event.type, event.to_bytes())
+# ---- records (#14): service-order fields, customer history, diagnosis / appointment / complaint records ----
+
+_UPDATABLE.update({"cause", "sub_item", "diagnosis", "appointment", "verification", "determination", "revisit"})
+
+
+async def save_records_fields(
+    conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, customer_type: str | None,
+    warranty: dict[str, Any] | None,
+) -> None:
+    """The new intake fields of a just-inserted ticket."""
+    await conn.execute(
+        f"""UPDATE {S}.tickets SET product_model = $2, purchase_date = $3, invoice_no = $4, service_type = $5,
+                expected_by = $6, customer_type = $7, warranty = $8 WHERE ticket_no = $1""",
+        ticket_no, msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by,
+        customer_type, orjson.dumps(warranty).decode() if warranty else None,
+    )
+
+
+async def has_earlier_ticket(conn: asyncpg.Connection, *, customer_key: str, received_at: datetime) -> bool:
+    return bool(await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {S}.tickets WHERE customer_key = $1 AND received_at < $2)",
+        customer_key, received_at))
+
+
+async def failed_repairs(
+    conn: asyncpg.Connection, *, customer_key: str | None, invoice_no: str | None, product_model: str | None,
+    received_at: datetime,
+) -> int:
+    """Earlier repairs of the same unit (same invoice, else same customer and model) that did not hold:
+    each resolved repair ticket of the unit (it failed again: this ticket) plus each reopen of one."""
+    if not invoice_no and not (customer_key and product_model):
+        return 0
+    return int(await conn.fetchval(
+        f"""SELECT coalesce(sum(1 + t.reopened), 0) FROM {S}.tickets t
+            WHERE t.received_at < $4 AND t.resolved_at IS NOT NULL
+              AND (t.service_type = 'repair' OR t.warranty->>'entitlement' = 'repair' OR t.diagnosis IS NOT NULL)
+              AND (($1::text IS NOT NULL AND t.invoice_no = $1)
+                   OR ($1::text IS NULL AND t.customer_key = $2 AND t.product_model = $3))""",
+        invoice_no, customer_key, product_model, received_at))

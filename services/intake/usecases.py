@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import orjson
 
-from services.intake import domain, metrics, store
+from services.intake import domain, metrics, records, store
 from shared.envelope import CloudEvent
 from shared.errors import DomainError, NotFound
 from shared.events import TicketCreated
@@ -34,21 +34,22 @@ async def create_ticket(
     """
     now = datetime.now(UTC)
     received_at = domain.check_intake(msg, now=now)
+    records.check_intake(msg, received_at=received_at, tz=tz)
     day = domain.numbering_day(now, tz)
     try:
         return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
-                               message_id=message_id, transport=transport, key_secret=key_secret, within=within)
+                               message_id=message_id, transport=transport, key_secret=key_secret, within=within, tz=tz)
     except asyncpg.UndefinedTableError:  # the day's first ticket: its serial sequence is not there yet
         if within is not None:
             raise  # the batch rolls back; handled alone, the message lands in the branch below
         await store.ensure_serial_sequence(rt.pool, day=day)
         return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
-                               message_id=message_id, transport=transport, key_secret=key_secret, within=None)
+                               message_id=message_id, transport=transport, key_secret=key_secret, within=None, tz=tz)
 
 
 async def _register(
     rt: Runtime, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
-    caller: str | None, message_id: str | None, transport: str, key_secret: str, within: Within,
+    caller: str | None, message_id: str | None, transport: str, key_secret: str, within: Within, tz: ZoneInfo,
 ) -> tuple[asyncpg.Record, bool]:
     """One unit: number, store and announce the ticket (or find the duplicate, maybe one that just won)."""
     key = domain.customer_key(msg.customer, key_secret)
@@ -66,13 +67,15 @@ async def _register(
             u.after_commit(duplicate)
             return await store.find_duplicate(
                 u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id), False
+        extra = await records.on_register(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at, tz=tz,
+                                          customer_key=key)
         u.emit(ticket_no, TicketCreated(
             channel=msg.channel, external_id=mask_identifier(msg.external_id),
             customer=domain.masked_customer(msg.customer), customer_key=key,
             subject=msg.subject, description=msg.description, kind=msg.kind, urgency=msg.urgency,
             impact=msg.impact, order_no=msg.order_no, product=msg.product,
             complaint=msg.complaint.model_dump(mode="json") if msg.complaint else None,
-            received_at=received_at, created_at=now, caller=caller,
+            received_at=received_at, created_at=now, caller=caller, **extra,
         ))
         u.after_commit(metrics.RECEIVED.labels(msg.channel, transport, "created").inc)
     return ticket, True
@@ -93,7 +96,7 @@ async def apply_command(
             u.after_commit(metrics.COMMANDS.labels(action, "duplicate").inc)
             return ticket
         status = domain.next_status(ticket["status"], action)
-        changes, event = domain.decide(action, ticket, cmd, datetime.now(UTC))
+        changes, event = await records.decide(u.conn, action, ticket, cmd, datetime.now(UTC))
         await store.update(u.conn, ticket_no=cmd.ticket_no, status=status, **changes)
         u.emit(cmd.ticket_no, event)
         updated = await store.get(u.conn, ticket_no=cmd.ticket_no)
@@ -169,6 +172,7 @@ async def view(pool: asyncpg.Pool, *, ticket_no: str, created_by: str | None = N
                      "escalated": t["escalated"], "reopened": t["reopened"], "outcome": t["outcome"],
                      "first_contact": t["first_contact"], "resolved_at": t["resolved_at"],
                      "closed_at": t["closed_at"]},
+        **records.view_fields(t),
         "sla": domain.sla_state(events),
         "timeline": events,
     }

@@ -8,11 +8,12 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from services.notification import api, channels, contacts, handlers, metrics, store
+from services.notification import api, channels, contacts, handlers, metrics, privacy, store
 from services.notification.config import NotificationSettings, load_rules
 from services.notification.templates import Templates
 from services.notification.worker import Worker
 from shared.consumer import subscribe
+from shared.customer_api import customer_export
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.topology import EVENTS, quorum_queue
@@ -25,7 +26,7 @@ DESCRIPTION = (
     "notification.failed."
 )
 # Events whose facts later rules need (priority for urgency), even when no rule names them.
-FACT_EVENTS = {"ticket.created", "ticket.routed", "ticket.reprioritized"}
+FACT_EVENTS = {"ticket.created", "ticket.routed", "ticket.reprioritized", "ticket.closed"}
 
 
 def _api_key(settings: Settings, opts: NotificationSettings) -> str:
@@ -46,6 +47,11 @@ def build_runtime(
     queue = quorum_queue("notification.events", routing_key=keys[0], delivery_limit=rt.settings.delivery_limit)
     subscribe(rt.broker, queue, EVENTS, handlers.build(rt, cfg, worker), service=SERVICE, batch=rt.batching())
     rt.bindings.append((queue, EVENTS, keys[1:]))
+    erased = quorum_queue("notification.customers", routing_key="customer.erased",
+                          delivery_limit=rt.settings.delivery_limit)
+    subscribe(rt.broker, erased, EVENTS, handlers.build_customers(rt, worker), service=SERVICE)
+    rt.periodic.append((3600.0, lambda r: privacy.purge_expired(
+        r, now=worker.clock(), retention_days=r.settings.contact_retention_days)))
 
     clients: list[httpx.AsyncClient | contacts.IntakeContacts] = []
 
@@ -80,4 +86,5 @@ def create_app(
     app = rt.fastapi(title="helpdesk notification", description=DESCRIPTION)
     app.state.worker = worker
     app.include_router(api.router)
+    app.include_router(customer_export(privacy.export_customer))
     return app

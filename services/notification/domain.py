@@ -22,7 +22,8 @@ from shared.masking import mask_email, mask_phone
 CUSTOMER = "customer"
 # Columns of the ticket facts table each event may set.
 FACT_FIELDS = ("language", "urgency", "priority", "category", "assignee", "customer_id", "has_phone", "has_email",
-               "channel")
+               "channel",
+               "customer_key", "closed_at")
 
 
 class DeliveryError(Exception):
@@ -75,6 +76,7 @@ def fact_changes(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
         case "ticket.created":
             c = data.get("customer") or {}
             return {"language": c.get("language"), "urgency": data.get("urgency"), "customer_id": c.get("id"),
+                    "customer_key": data.get("customer_key"),
                     "has_phone": bool(c.get("phone")), "has_email": bool(c.get("email")),
                     "channel": data.get("channel")}
         case "ticket.routed":
@@ -82,6 +84,9 @@ def fact_changes(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
                     "assignee": data.get("assignee")}
         case "ticket.reprioritized":
             return {"priority": data.get("priority")}
+        case "ticket.closed":  # the retention clock starts
+            at = data.get("at")
+            return {"closed_at": datetime.fromisoformat(at) if isinstance(at, str) else at}
     return {}
 
 
@@ -125,7 +130,8 @@ def _for(who: str, rule: RuleConfig, data: Mapping[str, Any], facts: Mapping[str
          ticket_no: str) -> list[Planned]:
     urgent = rule.urgent or is_urgent(facts)
     if who == CUSTOMER:
-        key = f"customer:{facts.get('customer_id') or ticket_no}"
+        # The customer's keyed hash (their normalised phone, else email): a new ticket does not reset it.
+        key = f"customer:{facts.get('customer_key') or facts.get('customer_id') or ticket_no}"
         return [Planned(CUSTOMER, key, ch, rule.template, urgent, rule.quiet, facts.get("language"))
                 for ch in customer_channels(rule, facts, cfg)]
     sid = _staff_id(who, data, facts, cfg)

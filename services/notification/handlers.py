@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from faststream.rabbit.message import RabbitMessage
 
-from services.notification import usecases
+from services.notification import privacy, usecases
 from services.notification.config import RulesConfig
 from services.notification.worker import Worker
 from shared.envelope import CloudEvent
@@ -13,6 +13,9 @@ from shared.errors import DomainError
 from shared.events import EVENT_MODELS
 from shared.runtime import Runtime
 from shared.unit import Tx
+
+
+ABOUT_NO_TICKET = {"review.published"}  # the monthly review: about a period (subject), not a ticket
 
 
 def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
@@ -24,8 +27,18 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
         model = EVENT_MODELS.get(event.type)
         if model is not None:
             model.model_validate(event.data)
-        if not event.ticket_no:
+        if not event.ticket_no and event.type not in ABOUT_NO_TICKET:
             raise DomainError("data.ticket_no", "required")
         await usecases.plan_event(rt, event=event, cfg=cfg, now=worker.clock(), wake=worker.wake, within=tx)
 
     return on_event
+
+
+def build_customers(rt: Runtime, worker: Worker):
+    async def on_customer_erased(msg: RabbitMessage, tx: Tx | None) -> None:
+        """``customer.erased`` (only the customer_key): the customer id goes from this schema's ticket
+        facts, the delivery contexts keep only facts, pending customer messages are cancelled."""
+        event = CloudEvent.from_bytes(msg.body)
+        await privacy.on_customer_erased(rt, event=event, now=worker.clock(), within=tx)
+
+    return on_customer_erased

@@ -204,3 +204,58 @@ async def list_deliveries(conn: asyncpg.Connection, *, ticket_no: str | None, st
         d["log"] = orjson.loads(d["log"]) if isinstance(d["log"], str) else d["log"]
         out.append(d)
     return out
+
+
+# ---- personal data (privacy): erasure, export, retention ----
+
+async def customer_tickets(conn: asyncpg.Connection, *, customer_key: str, lock: bool = True) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT * FROM {S}.tickets WHERE customer_key = $1 ORDER BY ticket_no"
+                            f"{' FOR UPDATE' if lock else ''}", customer_key)
+
+
+async def retention_due(conn: asyncpg.Connection, *, closed_before: datetime, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT * FROM {S}.tickets WHERE closed_at < $1 AND contact_purged_at IS NULL"
+        " ORDER BY closed_at LIMIT $2 FOR UPDATE SKIP LOCKED", closed_before, limit)
+
+
+async def forget_ticket_customer(conn: asyncpg.Connection, *, ticket_nos: list[str], column: str,
+                                 now: datetime) -> None:
+    """The ticket facts keep no customer id; ``column`` (erased_at / contact_purged_at) says when."""
+    if column not in ("erased_at", "contact_purged_at"):
+        raise ValueError(column)
+    await conn.execute(f"UPDATE {S}.tickets SET customer_id = NULL, {column} = $2, updated_at = now()"
+                       " WHERE ticket_no = ANY($1)", ticket_nos, now)
+
+
+async def contexts_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(f"SELECT id, context FROM {S}.deliveries WHERE ticket_no = ANY($1)", ticket_nos)
+    return [_row(r) for r in rows]
+
+
+async def set_context(conn: asyncpg.Connection, *, delivery_id: int, context: Any) -> None:
+    await conn.execute(f"UPDATE {S}.deliveries SET context = $2::jsonb WHERE id = $1",
+                       delivery_id, orjson.dumps(context).decode())
+
+
+async def cancel_pending(conn: asyncpg.Connection, *, ticket_nos: list[str], now: datetime, reason: str) -> int:
+    """Pending customer deliveries of erased tickets end as failed (never dead-lettered: nothing to replay)."""
+    status = await conn.execute(
+        f"UPDATE {S}.deliveries SET status = 'failed', failed_at = $2, last_error = $3, held = NULL,"
+        " dead_lettered_at = $2 WHERE ticket_no = ANY($1) AND status = 'pending' AND recipient = 'customer'",
+        ticket_nos, now, reason)
+    return int(status.split()[-1])
+
+
+async def export_deliveries(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT d.*, COALESCE((SELECT json_agg(json_build_object('attempt', a.attempt, 'at', a.at,
+                        'outcome', a.outcome, 'error', a.error) ORDER BY a.attempt)
+                     FROM {S}.attempts a WHERE a.delivery_id = d.id), '[]') AS log
+            FROM {S}.deliveries d WHERE d.ticket_no = ANY($1) ORDER BY d.id""", ticket_nos)
+    out = []
+    for r in rows:
+        d = _row(r)
+        d["log"] = orjson.loads(d["log"]) if isinstance(d["log"], str) else d["log"]
+        out.append(d)
+    return out

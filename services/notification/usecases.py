@@ -24,8 +24,9 @@ async def plan_event(rt: Runtime, *, event: CloudEvent, cfg: RulesConfig, now: d
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
             return
-        facts = await store.update_facts(u.conn, ticket_no=ticket_no,
-                                         changes=domain.fact_changes(event.type, event.data))
+        facts = (await store.update_facts(u.conn, ticket_no=ticket_no,
+                                          changes=domain.fact_changes(event.type, event.data))
+                 if ticket_no else {})  # review.published is about a period, not a ticket
         context = {"ticket_no": ticket_no, "event": event.type, "data": event.data,
                    "ticket": {k: facts.get(k) for k in ("priority", "category", "urgency", "assignee")}}
         planned = domain.plan(event.type, event.data, facts, cfg)

@@ -10,7 +10,7 @@ if len(sys.argv) > 1:
 
     sys.exit(main(sys.argv[1:]))
 
-from services.review.app import create_app  # noqa: E402
-from shared.serve import serve  # noqa: E402
+from services.review.app import create_app
+from shared.serve import serve
 
 serve("review", create_app)

@@ -1,6 +1,7 @@
 """Review's HTTP API: ``/v1/reviews/{period}`` (JSON, CSV, XLSX), the tickets behind a figure, the
-improvement actions. Every call needs ``X-API-Key``: reads an analyst's or a supervisor's, the
-improvement actions and the snapshot a supervisor's (README "Roles")."""
+improvement actions. Every call needs ``X-API-Key``.
+
+Reads need role analyst, supervisor or admin; action writes and freezing supervisor or admin."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.review import actions, export, periods, reports, snapshots
+from fastapi import Depends
+
 from shared.auth import Principal, require
 from shared.errors import DomainError, NotFound
 
 router = APIRouter(tags=["review"])
+Reader = Annotated[Principal, Depends(require("analyst", "supervisor"))]
+Writer = Annotated[Principal, Depends(require("supervisor"))]
 Status = Literal["open", "in_progress", "done", "cancelled"]
 Reader = Annotated[Principal, Depends(require("analyst", "supervisor"))]
 Supervisor = Annotated[Principal, Depends(require("supervisor"))]
@@ -32,7 +37,7 @@ def _period(request: Request, text: str) -> periods.Period:
 
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: str = Field(description="the review the finding came from, e.g. 2026-11")
+    period: str = Field(max_length=20, description="the review the finding came from, e.g. 2026-11")
     finding: str = Field(min_length=1, max_length=2000)
     metric: str = Field(min_length=1, max_length=200, description="the figure it targets, e.g. fcr_rate")
     measure: str = Field(min_length=1, max_length=2000)
@@ -53,22 +58,21 @@ class ActionPatch(BaseModel):
 
 
 @router.get("/v1/reviews/actions", summary="Improvement actions (改进措施), optionally of one period")
-async def list_actions(request: Request, who: Reader,
-                       period: str | None = None) -> dict[str, Any]:
+async def list_actions(request: Request, who: Reader, period: str | None = None) -> dict[str, Any]:
     if period is not None:
         periods.parse(period)
     return {"actions": await actions.list_(_rt(request).pool, period=period, now=datetime.now(UTC))}
 
 
 @router.post("/v1/reviews/actions", status_code=201, summary="Record an improvement action")
-async def create_action(request: Request, body: ActionIn, who: Supervisor) -> dict[str, Any]:
+async def create_action(request: Request, body: ActionIn, who: Writer) -> dict[str, Any]:
     periods.parse(body.period)
     reports.resolve_metric(body.metric)
     return await actions.create(_rt(request).pool, fields=body.model_dump(), who=who.name)
 
 
 @router.patch("/v1/reviews/actions/{action_id}", summary="Update an improvement action (status, owner, ...)")
-async def update_action(request: Request, action_id: uuid.UUID, body: ActionPatch, who: Supervisor) -> dict[str, Any]:
+async def update_action(request: Request, action_id: uuid.UUID, body: ActionPatch, who: Writer) -> dict[str, Any]:
     row = await actions.update(_rt(request).pool, action_id=action_id, fields=body.model_dump(exclude_unset=True))
     if row is None:
         raise NotFound("action_id", f"no action {action_id}")
@@ -104,7 +108,7 @@ async def get_tickets(
 
 @router.post("/v1/reviews/{period}/snapshot", summary="Freeze a complete period now and publish it "
                                                       "(the 02:00-on-the-1st job does this for last month)")
-async def freeze(request: Request, period: str, who: Supervisor) -> dict[str, Any]:
+async def freeze(request: Request, period: str, who: Writer) -> dict[str, Any]:
     rt = _rt(request)
     now = datetime.now(UTC)
     p = _period(request, period)

@@ -17,7 +17,7 @@ from shared.settings import Settings
 SERVICE = "review"
 
 
-async def _pool(settings: Settings):  # noqa: ANN202
+async def _pool(settings: Settings):
     if settings.db_bootstrap:
         await db.bootstrap(settings, SERVICE)
     pool = await db.create_pool(settings, SERVICE, max_size=4)
@@ -41,7 +41,7 @@ async def rebuild(settings: Settings, cfg: ReviewSettings, *, batch: int = 1000)
     finally:
         await pool.close()
     return {"dropped_facts": dropped, "events_read": stats.read, "events_applied": stats.applied,
-            "skipped": stats.skipped, "seconds": round(stats.seconds, 3), "events_per_s": round(stats.rate, 1),
+            "skipped": stats.skipped, "seconds": round(stats.seconds, 3), "applying_s": round(stats.applying_s, 3), "events_per_s": round(stats.rate, 1),
             **counts, "unreadable_examples": stats.errors}
 
 

@@ -45,7 +45,7 @@ def load_calendars(path: Path, tz: ZoneInfo) -> dict[str, Calendar]:
     return {name: calendar_from_table(name, table, tz) for name, table in (doc.get("calendars") or {}).items()}
 
 
-def business_time(calendars: dict[str, Calendar]):  # noqa: ANN201
+def business_time(calendars: dict[str, Calendar]):
     """``(calendar name, start, end) -> business seconds`` (None for an unknown calendar)."""
 
     def elapsed(name: str | None, start: datetime, end: datetime) -> float | None:

@@ -214,11 +214,15 @@ FOLDS: dict[str, Callable[[State, dict[str, Any], str], None]] = {
 
 def fold(state: State, *, type: str, source: str, seq: int | None, event_id: str, data: dict[str, Any]) -> State:
     """``state`` with what one event says recorded (a new dict; ``state`` is not changed)."""
-    out = _copy(state)
+    return fold_into(_copy(state), type=type, source=source, seq=seq, event_id=event_id, data=data)
+
+
+def fold_into(state: State, *, type: str, source: str, seq: int | None, event_id: str, data: dict[str, Any]) -> State:
+    """``fold`` that records into ``state`` itself (for a state the caller owns); returns it."""
     record = FOLDS.get(type)
     if record is not None:
-        record(out, data, _key(source, seq, event_id))
-    return out
+        record(state, data, _key(source, seq, event_id))
+    return state
 
 
 def _copy(state: State) -> State:

@@ -24,7 +24,7 @@ class Seconds(Fraction):
 Exact = int | Fraction | None
 
 
-def seconds_from_us(us: int | float | Fraction | None) -> Seconds | None:
+def seconds_from_us(us: float | Fraction | None) -> Seconds | None:
     return None if us is None else Seconds(Fraction(us) / US)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,14 +15,23 @@ from services.review.periods import Period
 from shared.errors import DomainError
 
 
-async def _stats(conn: asyncpg.Connection, period: Period, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+async def _stats(conn: asyncpg.Connection | list[asyncpg.Connection], period: Period, tz: ZoneInfo, now: datetime
+                 ) -> dict[str, Any]:
     end = period.end(tz)
     return await store.period_stats(conn, start=period.start(tz), end=end, backlog_at=min(end, now))
 
 
+def _trend_sums(s: dict[str, Any]) -> dict[str, int]:
+    """A period's statistics as a trend row (the same sums the trend query makes)."""
+    pp = s["per_priority"].values()
+    return {"tickets": s["tickets"], "fr_n": s["fr"]["n"], "fr_sum": s["fr"]["sum_us"] or 0, "res_n": s["res"]["n"],
+            "res_sum": s["res"]["sum_us"] or 0, "resolved": s["resolved"], "fcr": s["fcr"], "answered": s["answered"],
+            "satisfied": s["satisfied"], "fr_met": sum(p["fr_met"] for p in pp), "fr_sla_n": sum(p["fr_n"] for p in pp)}
+
+
 def _trend_point(month: str, t: dict[str, int] | None) -> dict[str, Any]:
     t = t or {}
-    g = lambda k: t.get(k, 0)  # noqa: E731
+    g = lambda k: t.get(k, 0)
     return {"period": month, "tickets": g("tickets"),
             "first_response_avg_s": figures.out(figures.mean_s(g("fr_sum"), g("fr_n"))),
             "resolution_avg_s": figures.out(figures.mean_s(g("res_sum"), g("res_n"))),
@@ -34,13 +44,22 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
     """The review of ``period`` computed now from the facts (the contract's shape, plus extras)."""
     prev = period.previous()
     months = periods.trend_months(period)
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        cur_s, prev_s = await _stats(conn, period, tz, now), await _stats(conn, prev, tz, now)
-        trend = await store.trend(conn, start=months[0].start(tz), end=months[-1].end(tz), tz=tz.key)
-        actions = await store.actions_for_period(conn, period=period.name)
-        following = period.following()
-        next_values = (figures.values(await _stats(conn, following, tz, now))
-                       if following.start(tz) <= now and actions else None)
+
+    # a month's own trend point comes from its figures: the trend scans only the 11 months before it
+    scan = months[:-1] if period.kind == "month" else months
+
+    async def rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
+        trend = await store.trend(conn, months=[(m.name, m.start(tz)) for m in scan], end=scan[-1].end(tz))
+        return trend, await _actions(conn, period, tz, now)
+
+    async def previous_and_rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
+        return await _stats(conn, prev, tz, now), await rest(conn)
+
+    async with store.consistent(pool, 4) as (c1, c2, c3, c4):  # one snapshot, the scans run at once
+        cur_s, (prev_s, (trend, actions)) = await asyncio.gather(
+            _stats([c1, c2, c3], period, tz, now), previous_and_rest(c4))
+    if period.kind == "month":
+        trend[period.name] = _trend_sums(cur_s)
     cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)
     return {
         "period": period.name, "previous_period": prev.name, "tz": tz.key, "kind": period.kind,
@@ -51,9 +70,18 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
         "complaint_analysis": figures.complaint_analysis(cur_s["complaint_groups"], cur_s["complaints"]),
         "top_categories": figures.top_categories(cur_s["top"], cur_s["tickets"]),
         "trend": [_trend_point(m.name, trend.get(m.name)) for m in months],
-        "actions": [_action_view(a, next_values, following.name, now) for a in actions],
+        "actions": actions,
         "definitions": DEFINITIONS,
     }
+
+
+async def _actions(conn: asyncpg.Connection, period: Period, tz: ZoneInfo, now: datetime) -> list[dict[str, Any]]:
+    """The period's improvement actions, each with the following period's value of its figure."""
+    actions = await store.actions_for_period(conn, period=period.name)
+    following = period.following()
+    next_values = (figures.values(await _stats(conn, following, tz, now))
+                   if actions and following.start(tz) <= now else None)
+    return [_action_view(a, next_values, following.name, now) for a in actions]
 
 
 def _lookup(values: dict[str, Any] | None, metric: str) -> Any:
@@ -85,6 +113,8 @@ async def review(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datet
     if snap is None:
         return await live(pool, period, tz=tz, now=now)
     body = {**snap["body"], "source": "snapshot", "frozen_at": snap["frozen_at"].isoformat()}
+    async with pool.acquire() as conn:  # actions come after a review is published: always the live ones
+        body["actions"] = await _actions(conn, period, tz, now)
     if recompute:
         fresh = await live(pool, period, tz=tz, now=now)
         body["differences"] = differences(snap["body"]["metrics"], fresh["metrics"])

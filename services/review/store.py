@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -108,16 +111,20 @@ FROM {S}.facts WHERE {_IN}"""
 
 DIMENSIONS = ("channel", "category", "priority", "department", "agent")
 _GROUPS = f"""
-SELECT GROUPING(channel, category, priority, department, agent) AS g, channel, category, priority, department, agent,
+SELECT GROUPING(channel, category, priority, department, agent, sub_item) AS g, channel, category, priority,
+       department, agent, sub_item,
        count(*) AS tickets, count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n,
        coalesce(sum(res_us), 0) AS res_sum, count(first_resolved_at) AS resolved,
        count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
        count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n,
        count(*) FILTER (WHERE res_sla = 'met') AS res_met, count(res_sla) AS res_sla_n
 FROM {S}.facts WHERE {_IN}
-GROUP BY GROUPING SETS ((channel), (category), (priority), (department), (agent))"""
-
-_TOP = f"SELECT category, sub_item, count(*) AS n FROM {S}.facts WHERE {_IN} GROUP BY category, sub_item"
+GROUP BY GROUPING SETS ((channel), (category), (priority), (department), (agent), (category, sub_item))"""
+# GROUPING() bit masks (1 = not grouped by; the first argument is the highest bit) -> which set a row is
+_ALL6 = 0b111111
+_SET_OF = {_ALL6 ^ (1 << (5 - i)): dim for i, dim in enumerate(("channel", "category", "priority", "department",
+                                                              "agent"))}
+_SUB_ITEMS = _ALL6 ^ (1 << 4) ^ 1
 
 _COMPLAINTS = f"""
 SELECT GROUPING(complaint_type, responsibility, complaint_department) AS g, complaint_type, responsibility,
@@ -136,17 +143,42 @@ WHERE c.complaint AND c.received_at >= $1 AND c.received_at < $2 AND c.customer_
 # Open at E: received before E, not closed before E, and not resolved at E (no resolution before E,
 # or a reopen after the last one).
 _OPEN_AT = """f.received_at < $1 AND (f.closed_at IS NULL OR f.closed_at >= $1)
+  AND (f.final_resolved_at IS NULL OR f.final_resolved_at >= $1 OR f.reopen_count > 0)
   AND NOT coalesce((SELECT max(x) FROM unnest(f.resolved_ats) x WHERE x < $1)
                    > coalesce((SELECT max(y) FROM unnest(f.reopened_ats) y WHERE y < $1), '-infinity'), false)"""
 _BACKLOG = f"SELECT count(*) FROM {S}.facts f WHERE {_OPEN_AT}"
 
 _TREND = f"""
-SELECT to_char(received_at AT TIME ZONE $3, 'YYYY-MM') AS month, count(*) AS tickets,
+SELECT width_bucket(received_at, $3::timestamptz[]) AS bucket, count(*) AS tickets,
        count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n, coalesce(sum(res_us), 0) AS res_sum,
        count(first_resolved_at) AS resolved, count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
        coalesce(sum(surveys_answered), 0) AS answered, coalesce(sum(surveys_satisfied), 0) AS satisfied,
-       count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n
+       count(*) FILTER (WHERE fr_sla = 'met' AND priority IS NOT NULL) AS fr_met,
+       count(fr_sla) FILTER (WHERE priority IS NOT NULL) AS fr_sla_n
 FROM {S}.facts WHERE {_IN} GROUP BY 1 ORDER BY 1"""
+
+
+REPORT_WORK_MEM = "256MB"
+_acquiring: asyncio.Lock | None = None
+
+
+@contextlib.asynccontextmanager
+async def consistent(pool: asyncpg.Pool, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``n`` read-only connections that all see one snapshot (``pg_export_snapshot``), so a report's
+    queries can run in parallel and still agree with each other exactly."""
+    global _acquiring
+    async with contextlib.AsyncExitStack() as stack:
+        _acquiring = _acquiring or asyncio.Lock()
+        async with _acquiring:  # all n at once, one report at a time: two reports never wait on each other
+            conns = [await stack.enter_async_context(pool.acquire()) for _ in range(n)]
+        for c in conns:
+            await stack.enter_async_context(c.transaction(isolation="repeatable_read", readonly=True))
+        snapshot = await conns[0].fetchval("SELECT pg_export_snapshot()")
+        for c in conns[1:]:
+            await c.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        for c in conns:  # sorts (medians) and grouping sets in memory; no JIT compile for one-off scans
+            await c.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'; SET LOCAL jit = off")
+        yield conns
 
 
 def _d(row: asyncpg.Record, col: str) -> dict[str, Any]:
@@ -159,46 +191,70 @@ def _label(value: Any) -> str:
     return "unknown" if value is None else str(value)
 
 
-async def period_stats(conn: asyncpg.Connection, *, start: datetime, end: datetime, backlog_at: datetime
-                       ) -> dict[str, Any]:
-    """Exact sufficient statistics of the tickets received in ``[start, end)`` (see ``figures``)."""
+async def _main_part(conn: asyncpg.Connection, start: datetime, end: datetime, _: datetime) -> dict[str, Any]:
     main = await conn.fetchrow(_MAIN, start, end)
     stats: dict[str, Any] = {k: int(main[k]) for k in ("tickets", "resolved", "fcr", "reopened", "sent", "answered",
                                                         "satisfied", "escalated", "complaints")}
     stats.update({"fr": _d(main, "fr_us"), "res": _d(main, "res_us"), "fr_bus": _d(main, "fr_bus_us"),
                   "res_bus": _d(main, "res_bus_us")})
+    return stats
+
+
+async def _groups_part(conn: asyncpg.Connection, start: datetime, end: datetime, _: datetime) -> dict[str, Any]:
     groups: dict[str, dict[str, dict[str, int]]] = {d: {} for d in DIMENSIONS}
     per_priority: dict[str, dict[str, int]] = {}
+    top: dict[str, dict[str, Any]] = {}
     for r in await conn.fetch(_GROUPS, start, end):
-        dim = DIMENSIONS[[i for i in range(5) if not (r["g"] >> (4 - i)) & 1][0]]
+        if r["g"] == _SUB_ITEMS:
+            t = top.setdefault(_label(r["category"]), {"n": 0, "sub_items": {}})
+            if r["sub_item"] is not None:
+                t["sub_items"][r["sub_item"]] = r["tickets"]
+            continue
+        dim = _SET_OF[r["g"]]
         cell = {k: int(r[k]) for k in ("tickets", "fr_n", "fr_sum", "res_n", "res_sum", "resolved", "fcr")}
         groups[dim][_label(r[dim])] = cell
         if dim == "priority" and r["priority"]:
             per_priority[r["priority"]] = {"fr_met": r["fr_met"], "fr_n": r["fr_sla_n"], "res_met": r["res_met"],
                                            "res_n": r["res_sla_n"]}
-    stats["groups"], stats["per_priority"] = groups, per_priority
-    stats["categories"] = {k: v["tickets"] for k, v in groups["category"].items()}
-    top: dict[str, dict[str, Any]] = {}
-    for r in await conn.fetch(_TOP, start, end):
-        t = top.setdefault(_label(r["category"]), {"n": 0, "sub_items": {}})
-        t["n"] += r["n"]
-        if r["sub_item"] is not None:
-            t["sub_items"][r["sub_item"]] = r["n"]
-    stats["top"] = top
+    for cat, cell in groups["category"].items():
+        top.setdefault(cat, {"n": 0, "sub_items": {}})["n"] = cell["tickets"]
+    return {"groups": groups, "per_priority": per_priority, "top": top,
+            "categories": {k: v["tickets"] for k, v in groups["category"].items()}}
+
+
+async def _complaints_part(conn: asyncpg.Connection, start: datetime, end: datetime, backlog_at: datetime
+                           ) -> dict[str, Any]:
     complaints: dict[str, dict[str, int]] = {"type": {}, "responsibility": {}, "department": {}}
     for r in await conn.fetch(_COMPLAINTS, start, end):
         dim, col = {3: ("type", "complaint_type"), 5: ("responsibility", "responsibility"),
                     6: ("department", "complaint_department")}[r["g"]]
         complaints[dim][_label(r[col])] = r["n"]
-    stats["complaint_groups"] = complaints
-    stats["repeats"] = await conn.fetchval(_REPEATS, start, end)
-    stats["backlog"] = await conn.fetchval(_BACKLOG, backlog_at)
-    return stats
+    return {"complaint_groups": complaints, "repeats": await conn.fetchval(_REPEATS, start, end),
+            "backlog": await conn.fetchval(_BACKLOG, backlog_at)}
 
 
-async def trend(conn: asyncpg.Connection, *, start: datetime, end: datetime, tz: str) -> dict[str, dict[str, int]]:
-    return {r["month"]: {k: int(v) for k, v in dict(r).items() if k != "month"}
-            for r in await conn.fetch(_TREND, start, end, tz)}
+STATS_PARTS = (_main_part, _groups_part, _complaints_part)
+
+
+async def period_stats(conn: asyncpg.Connection | list[asyncpg.Connection], *, start: datetime, end: datetime,
+                       backlog_at: datetime) -> dict[str, Any]:
+    """Exact sufficient statistics of the tickets received in ``[start, end)`` (see ``figures``). Given
+    several connections on one snapshot (``consistent``), its three scans run at once."""
+    conns = conn if isinstance(conn, list) else [conn]
+    if len(conns) == 1:
+        parts = [await part(conns[0], start, end, backlog_at) for part in STATS_PARTS]
+    else:
+        parts = await asyncio.gather(*(part(conns[i % len(conns)], start, end, backlog_at)
+                                       for i, part in enumerate(STATS_PARTS)))
+    return {k: v for p in parts for k, v in p.items()}
+
+
+async def trend(conn: asyncpg.Connection, *, months: list[tuple[str, datetime]], end: datetime
+                ) -> dict[str, dict[str, int]]:
+    """Headline sums per month; ``months`` are (name, local start) oldest first, ``end`` the last one's end."""
+    starts = [m[1] for m in months]
+    rows = await conn.fetch(_TREND, starts[0], end, starts)
+    return {months[r["bucket"] - 1][0]: {k: int(v) for k, v in dict(r).items() if k != "bucket"} for r in rows}
 
 
 # ---- snapshots and improvement actions -------------------------------------------------------------

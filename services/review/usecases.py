@@ -48,7 +48,7 @@ def understand(event: CloudEvent) -> Incoming | None:
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
         raise DomainError("data.seq", "must be a positive integer")
     inc = Incoming(event.id, event.type, event.source, ticket_no, seq, event.data)
-    domain.fold({}, type=inc.type, source=inc.source, seq=inc.seq, event_id=inc.id, data=inc.data)  # validates
+    domain.fold_into({}, type=inc.type, source=inc.source, seq=inc.seq, event_id=inc.id, data=inc.data)  # validates
     return inc
 
 
@@ -76,7 +76,7 @@ async def apply_events(conn: asyncpg.Connection, events: list[Incoming], busines
         return 0
     states = await store.lock_facts(conn, tickets=sorted({e.ticket_no for e in todo}))
     for e in todo:
-        states[e.ticket_no] = domain.fold(states[e.ticket_no], type=e.type, source=e.source, seq=e.seq,
+        states[e.ticket_no] = domain.fold_into(states[e.ticket_no], type=e.type, source=e.source, seq=e.seq,
                                           event_id=e.id, data=e.data)
     touched = {e.ticket_no for e in todo}
     await store.save_facts(conn, rows=[{"ticket_no": no, "state": states[no], **domain.derive(states[no], business)}

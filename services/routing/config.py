@@ -50,6 +50,10 @@ class Rule(Strict):
     patterns: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     complaint_types: tuple[str, ...] = ()
+    # records (#14): the intake's service_type, the warranty check's entitlement, the diagnosis' cause
+    service_types: tuple[Literal["repair", "replace", "return", "exchange", "consult", "other"], ...] = ()
+    entitlements: tuple[Literal["return", "exchange", "repair", "paid"], ...] = ()
+    causes: tuple[Literal["hardware", "software", "operation", "quality", "logistics", "other"], ...] = ()
     urgency: Literal["urgent"] | None = None  # the text says business stopped: raise the urgency
     # Generic words (请问, 建议): decide only when no other rule matched, never make a ticket cross-department.
     weak: bool = False
@@ -75,8 +79,10 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _has_condition(self) -> Rule:
-        if not (self.keywords or self.patterns or self.kinds or self.complaint_types):
-            raise ValueError("a rule needs at least one of keywords, patterns, kinds, complaint_types")
+        if not (self.keywords or self.patterns or self.kinds or self.complaint_types or self.service_types
+                or self.entitlements or self.causes):
+            raise ValueError("a rule needs at least one of keywords, patterns, kinds, complaint_types, "
+                             "service_types, entitlements, causes")
         return self
 
 
@@ -123,12 +129,16 @@ class Escalation(Strict):
     sla_breached: tuple[Role, ...] = ("supervisor", "manager")
     survey_negative: tuple[Role, ...] = ("manager",)
     unassignable: tuple[Role, ...] = ("manager",)
+    # records (#14): a step of the category's sequence overdue (sla metric "step"): the handler's superior
+    step_warning: tuple[Role, ...] = ("lead",)
+    step_breached: tuple[Role, ...] = ("lead",)
 
     @model_validator(mode="after")
     def _roles_in_chain(self) -> Escalation:
         if len(set(self.chain)) != len(self.chain) or "manager" not in self.chain:
             raise ValueError("chain must list distinct roles and include manager")
-        for trigger in ("sla_warning", "sla_breached", "survey_negative", "unassignable"):
+        for trigger in ("sla_warning", "sla_breached", "survey_negative", "unassignable", "step_warning",
+                        "step_breached"):
             roles = getattr(self, trigger)
             if not roles:
                 raise ValueError(f"{trigger}: at least one role")

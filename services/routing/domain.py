@@ -28,6 +28,10 @@ class Facts:
     urgency: str = "normal"
     tier: str = "standard"
     impact: str = "single"
+    # records (#14)
+    service_type: str | None = None
+    entitlement: str | None = None  # warranty.entitlement of ticket.created
+    cause: str | None = None  # the diagnosis' cause (re-routing on ticket.diagnosed)
 
     @property
     def complaint(self) -> bool:
@@ -79,8 +83,19 @@ def text_matches(rule: Rule, text: str) -> bool:
     )
 
 
+def record_rule(rules: RuleSet, facts: Facts) -> Rule | None:
+    """The first rule matching the records facts: the diagnosis' cause, the service type, the entitlement."""
+    for rule in rules.rules:
+        if (facts.cause and facts.cause in rule.causes) or (
+                facts.service_type and facts.service_type in rule.service_types) or (
+                facts.entitlement and facts.entitlement in rule.entitlements):
+            return rule
+    return None
+
+
 def classify(rules: RuleSet, facts: Facts) -> Classification:
-    """Kind first, then complaint type, then text (strong rules, then weak ones); else ``other``."""
+    """Kind first, then complaint type, then the records facts (cause, service type, warranty
+    entitlement), then text (strong rules, then weak ones); else ``other``."""
     text = "\n".join(filter(None, (facts.subject, facts.description))).casefold()
     kind = (facts.kind or "").strip().casefold()
     ctype = (facts.complaint_type or "").casefold()
@@ -89,6 +104,7 @@ def classify(rules: RuleSet, facts: Facts) -> Classification:
     winner = (
         next((r for r in rules.rules if kind and kind in r.kinds), None)
         or next((r for r in rules.rules if ctype and ctype in r.complaint_types), None)
+        or record_rule(rules, facts)
         or next(iter(strong), None)
         or next(iter(by_text), None)
     )
@@ -99,7 +115,8 @@ def classify(rules: RuleSet, facts: Facts) -> Classification:
     if winner is not None and winner.category in COMPLAINT_CATEGORIES:
         complaint = True
     decided_by_text = winner is not None and winner in by_text and not (
-        (kind and kind in winner.kinds) or (ctype and ctype in winner.complaint_types))
+        (kind and kind in winner.kinds) or (ctype and ctype in winner.complaint_types)
+        or winner is record_rule(rules, facts))
     overlap = decided_by_text and not winner.exclusive
     categories = tuple(dict.fromkeys(r.category for r in strong)) if overlap else ()
     if winner is None:
@@ -151,7 +168,7 @@ def decide(rules: RuleSet, facts: Facts) -> Decision:
 
 # ---- escalation ----
 
-TRIGGERS = ("sla_warning", "sla_breached", "survey_negative", "unassignable")
+TRIGGERS = ("sla_warning", "sla_breached", "survey_negative", "unassignable", "step_warning", "step_breached")
 
 
 @dataclass(frozen=True)
@@ -213,4 +230,21 @@ def escalation_reason(trigger: str, data: Mapping[str, object], *, callback_minu
                     f"{callback_minutes} min and start a remedy")
         case "unassignable":
             return str(data.get("why") or "no department can take the ticket")
+        case "step_breached":
+            return f"工单{data.get('ticket_no')}已超{limit_text(data.get('limit'))}未完成"  # the seeds' message
+        case "step_warning":
+            return (f"工单{data.get('ticket_no')}的步骤 {data.get('step')} 即将超时（时限{limit_text(data.get('limit'))}，"
+                    f"剩余{round(float(data.get('remaining_s') or 0) / 60)}分钟）")
     return str(data.get("reason") or trigger)
+
+
+_UNITS = {"s": "秒", "m": "分钟", "h": "小时", "wd": "个工作日"}
+
+
+def limit_text(limit: object) -> str:
+    """A step's limit as the seeds say it: ``24h`` -> ``24小时``, ``3wd`` -> ``3个工作日``."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|wd)\s*", str(limit or ""))
+    if not m:
+        return str(limit or "时限")
+    number = m.group(1).removesuffix(".0")
+    return f"{number}{_UNITS[m.group(2)]}"

@@ -13,7 +13,7 @@ class Routed(TicketRouted):
     """``ticket.routed``: where the ticket is now. ``state`` is ``assigned``, ``queued`` (waiting for
     capacity in ``department``) or ``unassigned`` (escalated to the manager)."""
 
-    reason: Literal["created", "dequeued", "reprioritized", "reopened", "transferred"]
+    reason: Literal["created", "dequeued", "reprioritized", "reopened", "transferred", "diagnosed"]
     state: Literal["assigned", "queued", "unassigned"]
     priority_rule: str | None = None
     rules_version: str | None = None
@@ -24,6 +24,8 @@ class Escalated(TicketEscalated):
     ``due_at`` is the call-back deadline when a negative survey triggered it."""
 
     role: str
-    trigger: Literal["requested", "sla_warning", "sla_breached", "survey_negative", "unassignable"]
+    trigger: Literal["requested", "sla_warning", "sla_breached", "survey_negative", "unassignable", "step_warning",
+                     "step_breached"]
+    step: str | None = None  # step_warning / step_breached: the step overdue
     department: str | None = None
     due_at: datetime | None = None

@@ -16,7 +16,7 @@ from shared.runtime import Runtime
 from shared.unit import Tx
 
 TICKET_KEYS = ["ticket.created", "ticket.reprioritized", "ticket.reopened", "ticket.resolved", "ticket.closed",
-               "ticket.escalation_requested"]
+               "ticket.escalation_requested", "ticket.diagnosed"]
 SIGNAL_KEYS = list(escalate.SIGNALS)
 
 
@@ -50,6 +50,8 @@ def build(rt: Runtime, rules: RuleSet, ready: asyncio.Event):
                 await assign.release(rt, event, within=tx)
             case "ticket.escalation_requested":
                 await assign.request_escalation(rt, rules, event, within=tx)
+            case "ticket.diagnosed":
+                await assign.diagnosed(rt, rules, event, within=tx)
 
     async def on_signal(msg: RabbitMessage, tx: Tx | None) -> None:
         """``sla.warning`` -> the assignee's lead; ``sla.breached`` -> the department supervisor, then the

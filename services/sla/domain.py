@@ -105,7 +105,17 @@ def start(ticket_no: str, metric: str, priority: str, target: Target, at: dateti
 
 def started(c: Clock) -> SlaStarted:
     assert c.due_at is not None
-    return SlaStarted(metric=c.metric, due_at=c.due_at, policy=c.policy, calendar=c.calendar)  # type: ignore[arg-type]
+    target = ("expected_by" if c.policy.startswith("expected_by") else "policy") if c.metric == "resolution" else None
+    return SlaStarted(**public_metric(c), due_at=c.due_at, policy=c.policy, calendar=c.calendar,
+                      target=target)  # type: ignore[arg-type]
+
+
+def public_metric(c: Clock) -> dict[str, str | None]:
+    """How a clock is named in its events: a step clock (stored as ``step:<name>``, one row per step)
+    is metric ``step`` with ``step`` and its ``limit``; resolution says which target applied."""
+    if c.metric.startswith("step:"):
+        return {"metric": "step", "step": c.metric.removeprefix("step:"), "limit": c.policy.rsplit(":", 1)[-1]}
+    return {"metric": c.metric}
 
 
 def pause(c: Clock, at: datetime) -> Clock:
@@ -147,11 +157,11 @@ def fire(c: Clock, cal: Calendar, now: datetime, warning_at: float) -> tuple[Clo
         return c, []
     if not c.breached and c.due_at is not None and c.due_at <= now:
         c = schedule(replace(c, breached=True, warned=True), cal, warning_at)
-        return c, [(c, SlaBreached(metric=c.metric, due_at=c.due_at, breached_at=now))]  # type: ignore[arg-type]
+        return c, [(c, SlaBreached(**public_metric(c), due_at=c.due_at, breached_at=now))]  # type: ignore[arg-type]
     if not c.warned and c.warn_at is not None and c.warn_at <= now and c.due_at is not None:
         remaining = max(0.0, c.target_s - elapsed(c, cal, now))
         c = schedule(replace(c, warned=True), cal, warning_at)
-        return c, [(c, SlaWarning(metric=c.metric, due_at=c.due_at, remaining_s=round(remaining, 3)))]  # type: ignore[arg-type]
+        return c, [(c, SlaWarning(**public_metric(c), due_at=c.due_at, remaining_s=round(remaining, 3)))]  # type: ignore[arg-type]
     return schedule(c, cal, warning_at), []
 
 
@@ -175,10 +185,10 @@ def stop(c: Clock, cal: Calendar, at: datetime, now: datetime) -> tuple[Clock, l
     if c.breached:
         return done, [], spent
     if outcome == "met":
-        return done, [(done, SlaMet(metric=c.metric, due_at=due, met_at=at,  # type: ignore[arg-type]
+        return done, [(done, SlaMet(**public_metric(c), due_at=due, met_at=at,  # type: ignore[arg-type]
                                     business_seconds=round(spent, 3)))], spent
     done = replace(done, breached=True, warned=True)
-    return done, [(done, SlaBreached(metric=c.metric, due_at=due, breached_at=now))], spent  # type: ignore[arg-type]
+    return done, [(done, SlaBreached(**public_metric(c), due_at=due, breached_at=now))], spent  # type: ignore[arg-type]
 
 
 def cancel(c: Clock, at: datetime) -> Clock:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.sla import domain, promises
+from services.sla import domain, promises, records
 from services.sla.domain import Announcement, Clock
 from services.sla.policy import Policies
 from shared.errors import DomainError
@@ -36,7 +36,8 @@ TICKET_CLOCKS = ("first_response", "resolution")
 # every clock that pauses while the ticket waits on the customer and ends when it closes
 PAUSABLE = TICKET_CLOCKS + promises.CUSTOMER_CLOCKS
 IGNORED = frozenset({"ticket.escalated", "ticket.escalation_requested", "ticket.customer_replied",
-                     "ticket.confirmed"})
+                     "ticket.confirmed",
+                     "ticket.diagnosed", "ticket.scheduled", "ticket.verified", "ticket.determined"})
 CLOCK_SKEW = timedelta(seconds=5)
 
 
@@ -51,6 +52,7 @@ class Ticket:
     waiting: bool = False
     closed: bool = False
     intake_seq: int = 0  # the last of intake's events (its per-ticket seq) applied
+    expected_by: datetime | None = None  # the customer's deadline (records): may tighten resolution
 
 
 @dataclass
@@ -83,11 +85,14 @@ class Reactor:
             "ticket.progressed": self._progressed, "ticket.resolved": self._resolved,
             "ticket.reopened": self._reopened, "ticket.closed": self._closed, "survey.negative": self._negative,
         }
+        # More clock kinds (records: revisit, steps) react after the event's own handler.
+        self.extras: dict[str, list[Any]] = {}
+        records.install(self)
 
     def handles(self, event_type: str) -> bool:
-        if event_type in IGNORED:
+        if event_type in IGNORED and event_type not in self.extras:
             return False
-        if event_type not in self.handlers:
+        if event_type not in self.handlers and event_type not in self.extras:
             raise DomainError("type", f"unknown event type {event_type!r}")
         return True
 
@@ -96,7 +101,10 @@ class Reactor:
         out = Outcome(ticket or Ticket(ticket_no=str(data.get("ticket_no"))), dict(clocks))
         if event_type not in ("ticket.created", "ticket.routed") and (ticket is None or ticket.received_at is None):
             raise DomainError("data.ticket_no", f"unknown ticket {out.ticket.ticket_no}: no ticket.created seen")
-        self.handlers[event_type](out, data, time, now)
+        if handler := self.handlers.get(event_type):
+            handler(out, data, time, now)
+        for extra in self.extras.get(event_type, ()):
+            extra(out, data, time, now)
         for metric in list(out.changed):  # a deadline already passed fires at once
             c = out.clocks[metric]
             if c.fire_at is not None and c.fire_at <= now:
@@ -119,7 +127,10 @@ class Reactor:
 
     def _target(self, metric: str, t: Ticket):
         prio = t.priority or self.p.unrouted_priority
-        return prio, self.p.target(metric, priority=prio, category=t.category, tier=t.tier)
+        target = self.p.target(metric, priority=prio, category=t.category, tier=t.tier)
+        if metric == "resolution":
+            target = records.tightened(self.p, target, t)
+        return prio, target
 
     def _retarget(self, out: Outcome, at: datetime) -> None:
         for metric in TICKET_CLOCKS:
@@ -142,7 +153,8 @@ class Reactor:
         m = TicketCreated.model_validate(data)
         if out.ticket.received_at is not None:
             return  # already started
-        out.ticket = replace(out.ticket, received_at=m.received_at, channel=m.channel, tier=m.customer.tier)
+        out.ticket = replace(out.ticket, received_at=m.received_at, channel=m.channel, tier=m.customer.tier,
+                             expected_by=m.expected_by)
         for metric in TICKET_CLOCKS:
             prio, target = self._target(metric, out.ticket)
             c, said = domain.start(out.ticket.ticket_no, metric, prio, target, m.received_at,

@@ -37,11 +37,11 @@ HISTOGRAMS = {"first_response": FIRST_RESPONSE, "resolution": RESOLUTION}
 def count(announcements: Iterable[Announcement]) -> None:
     for clock, event in announcements:
         if event.type == "sla.met":
-            MET.labels(clock.metric, clock.priority).inc()
+            MET.labels(event.metric, clock.priority).inc()  # type: ignore[attr-defined]
         elif event.type == "sla.breached":
-            BREACHED.labels(clock.metric, clock.priority).inc()
+            BREACHED.labels(event.metric, clock.priority).inc()  # type: ignore[attr-defined]
         elif event.type == "sla.warning":
-            WARNINGS.labels(clock.metric, clock.priority).inc()
+            WARNINGS.labels(event.metric, clock.priority).inc()  # type: ignore[attr-defined]
 
 
 def observe(observations: Iterable[tuple[str, float, Mapping[str, str]]]) -> None:
@@ -50,6 +50,9 @@ def observe(observations: Iterable[tuple[str, float, Mapping[str, str]]]) -> Non
 
 
 def set_open(rows: Iterable[Mapping[str, Any]]) -> None:
-    counts = {r["metric"]: r["n"] for r in rows}
-    for metric in ("first_response", "resolution", "callback", "eta", "next_update"):
+    counts: dict[str, int] = {}
+    for r in rows:  # step clocks (step:<name>) count as one metric, "step"
+        metric = "step" if r["metric"].startswith("step:") else r["metric"]
+        counts[metric] = counts.get(metric, 0) + r["n"]
+    for metric in ("first_response", "resolution", "callback", "eta", "next_update", "revisit", "step"):
         OPEN_TIMERS.labels(metric).set(counts.get(metric, 0))

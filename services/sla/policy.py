@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.sla.business_time import Calendar, calendar_from_table, parse_spans
+from shared.events import CATEGORIES
 
 DEFAULT_FILE = Path(__file__).parent / "policy.toml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -107,6 +108,46 @@ class CallbackSpec(_Strict):
         return _duration(v)
 
 
+class RevisitSpec(_Strict):
+    """The follow-up call after resolution (records #14): complaints within 2 working days by default;
+    other categories only when listed."""
+
+    calendar: str | None = None  # default: P4's calendar (the business calendar)
+    target: str = "2wd"
+    complaints: bool = True
+    categories: list[str] = []
+
+    @field_validator("target")
+    @classmethod
+    def _d(cls, v: str) -> str:
+        return _duration(v)
+
+
+class StepSpec(_Strict):
+    step: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    limit: str
+
+    @field_validator("limit")
+    @classmethod
+    def _d(cls, v: str) -> str:
+        return _duration(v)
+
+
+class StepsSpec(_Strict):
+    """A category's sequence of steps (问题分类与处理时效表), each with its own time limit."""
+
+    calendar: str | None = None  # default: P4's calendar
+    sequence: list[StepSpec] = Field(min_length=1)
+
+    @field_validator("sequence")
+    @classmethod
+    def _unique(cls, v: list[StepSpec]) -> list[StepSpec]:
+        names = [s.step for s in v]
+        if len(set(names)) != len(names):
+            raise ValueError("step names must be unique within a sequence")
+        return v
+
+
 class PolicyFile(_Strict):
     warning_at: float = Field(0.8, gt=0, lt=1)
     unrouted_priority: Literal["P1", "P2", "P3", "P4"] = "P3"
@@ -114,6 +155,9 @@ class PolicyFile(_Strict):
     priorities: dict[Literal["P1", "P2", "P3", "P4"], TargetSpec]
     callback: CallbackSpec = CallbackSpec()
     overrides: list[Override] = []
+    # records (#14)
+    revisit: RevisitSpec = RevisitSpec()
+    steps: dict[str, StepsSpec] = {}
 
 
 @dataclass(frozen=True)
@@ -162,6 +206,24 @@ class Policies:
         name = f"{best.name}:{priority}" if best and best.next_update else f"default:{priority}"
         return Target(name, calendar, seconds(duration, self.calendars[calendar]))
 
+    # ---- records (#14): the revisit clock and per-category step clocks ----
+    def revisit_target(self, *, category: str | None, complaint: bool) -> Target | None:
+        """The follow-up call's target for a resolved ticket, or ``None`` when the policy asks none."""
+        r = self.spec.revisit
+        if not ((complaint and r.complaints) or (category and category in r.categories)):
+            return None
+        calendar = r.calendar or self.spec.priorities["P4"].calendar
+        return Target("revisit", calendar, seconds(r.target, self.calendars[calendar]))
+
+    def steps(self, category: str | None) -> list[tuple[str, Target]]:
+        """The category's steps in order, each with its target (policy ``steps:<category>:<limit>``)."""
+        spec = self.spec.steps.get(category or "")
+        if spec is None:
+            return []
+        calendar = spec.calendar or self.spec.priorities["P4"].calendar
+        return [(s.step, Target(f"steps:{category}:{s.limit}", calendar, seconds(s.limit, self.calendars[calendar])))
+                for s in spec.sequence]
+
 
 def _best_override(overrides: list[Override], **facts: str | None) -> Override | None:
     best, score = None, 0
@@ -200,6 +262,11 @@ def parse(doc: dict[str, Any], *, tz: ZoneInfo, source: str = "policy") -> Polic
     refs = [(f"priorities.{p}", t.calendar) for p, t in spec.priorities.items()]
     refs += [(f"overrides.{o.name}", o.calendar) for o in spec.overrides if o.calendar]
     refs.append(("callback", spec.callback.calendar))
+    refs += [("revisit", spec.revisit.calendar)] if spec.revisit.calendar else []
+    refs += [(f"steps.{c}", st.calendar) for c, st in spec.steps.items() if st.calendar]
+    for category in spec.steps:
+        if category not in CATEGORIES:
+            raise PolicyError(f"{source}: steps.{category}: unknown category (one of {', '.join(CATEGORIES)})")
     for where, cal in refs:
         if cal not in calendars:
             raise PolicyError(f"{source}: {where}.calendar: unknown calendar {cal!r}")

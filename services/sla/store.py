@@ -19,7 +19,7 @@ _CLOCK_COLS = ("ticket_no", "metric", "priority", "policy", "calendar", "target_
 async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> Ticket | None:
     """The ticket's row, locked until commit (serialises events about one ticket across replicas)."""
     row = await conn.fetchrow(
-        f"SELECT ticket_no, received_at, channel, tier, priority, category, waiting, closed, intake_seq"
+        f"SELECT ticket_no, received_at, channel, tier, priority, category, waiting, closed, intake_seq, expected_by"
         f" FROM {S}.tickets WHERE ticket_no = $1 FOR UPDATE", ticket_no)
     return Ticket(**dict(row)) if row else None
 
@@ -27,12 +27,12 @@ async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> Ticket | N
 async def save_ticket(conn: asyncpg.Connection, *, ticket: Ticket) -> None:
     await conn.execute(
         f"""INSERT INTO {S}.tickets AS t (ticket_no, received_at, channel, tier, priority, category, waiting, closed,
-                intake_seq)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+                intake_seq, expected_by)
+            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
             ON CONFLICT (ticket_no) DO UPDATE SET received_at = $2, channel = $3, tier = $4, priority = $5,
-                category = $6, waiting = $7, closed = $8, intake_seq = $9, updated_at = now()""",
+                category = $6, waiting = $7, closed = $8, intake_seq = $9, expected_by = $10, updated_at = now()""",
         ticket.ticket_no, ticket.received_at, ticket.channel, ticket.tier, ticket.priority, ticket.category,
-        ticket.waiting, ticket.closed, ticket.intake_seq,
+        ticket.waiting, ticket.closed, ticket.intake_seq, ticket.expected_by,
     )
 
 

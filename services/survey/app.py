@@ -8,12 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.survey import api, handlers, usecases
+from services.survey import api, handlers, privacy, usecases
 from services.survey.config import SurveyConfig
 from services.survey.events import SurveyCompletedScored, SurveyNegativeFlagged
 from services.survey.usecases import Policy
 from services.survey.worker import DueWorker
 from shared.consumer import subscribe
+from shared.customer_api import customer_export
 from shared.events import (
     SurveyCancelled, SurveyExpired, SurveyReminder, SurveySent,
 )
@@ -48,6 +49,10 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     queue = quorum_queue("survey.tickets", routing_key="ticket.resolved", delivery_limit=rt.settings.delivery_limit)
     subscribe(rt.broker, queue, EVENTS, handlers.build(rt, policy), service=SERVICE, batch=rt.batching())
     rt.bindings.append((queue, EVENTS, ["ticket.created", "ticket.reopened"]))
+    erased = quorum_queue("survey.customers", routing_key="customer.erased", delivery_limit=rt.settings.delivery_limit)
+    subscribe(rt.broker, erased, EVENTS, handlers.build_customers(rt), service=SERVICE)
+    rt.periodic.append((3600.0, lambda r: privacy.purge_expired(
+        r, now=datetime.now(UTC), retention_days=r.settings.contact_retention_days)))
 
     rt.add_loop(DueWorker(rt, policy, batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s))
     rt.document_publications(PUBLISHED)
@@ -62,4 +67,5 @@ def create_app(settings: Settings | None = None, config: SurveyConfig | None = N
     app.state.policy = policy
     app.include_router(api.pages)
     app.include_router(api.router)
+    app.include_router(customer_export(privacy.export_customer))
     return app

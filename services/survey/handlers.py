@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from faststream.rabbit.message import RabbitMessage
 
-from services.survey import usecases
+from services.survey import privacy, usecases
 from services.survey.usecases import Policy
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
@@ -35,3 +35,13 @@ def build(rt: Runtime, policy: Policy):
             raise DomainError("type", f"survey does not consume {event.type}")
 
     return on_ticket
+
+
+def build_customers(rt: Runtime):
+    async def on_customer_erased(msg: RabbitMessage, tx: Tx | None) -> None:
+        """``customer.erased`` (only the customer_key): the customer's survey comments are erased;
+        scores and complaint history by key stay (facts for the reviews)."""
+        await privacy.on_customer_erased(rt, event=CloudEvent.from_bytes(msg.body), now=datetime.now(UTC),
+                                         within=tx)
+
+    return on_customer_erased

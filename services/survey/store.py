@@ -129,3 +129,47 @@ async def response_counts(conn: asyncpg.Connection, *, since: datetime) -> tuple
 async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
     rows = await conn.fetch(f"SELECT status, count(*) AS n FROM {S}.surveys GROUP BY status")
     return {r["status"]: r["n"] for r in rows}
+
+
+# ---- personal data (privacy): erasure, export, retention ----
+
+async def customer_tickets(conn: asyncpg.Connection, *, customer_key: str) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT * FROM {S}.tickets WHERE customer_key = $1 ORDER BY ticket_no FOR UPDATE",
+                            customer_key)
+
+
+async def erase_surveys(conn: asyncpg.Connection, *, ticket_nos: list[str], now: datetime) -> None:
+    """The customer's own words go; the scores (facts for the reviews) stay."""
+    await conn.execute(f"UPDATE {S}.surveys SET comment = NULL WHERE ticket_no = ANY($1)", ticket_nos)
+    await conn.execute(f"UPDATE {S}.tickets SET erased_at = $2 WHERE ticket_no = ANY($1)", ticket_nos, now)
+
+
+async def outbox_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT id, body FROM {S}.outbox WHERE ticket_no = ANY($1)", ticket_nos)
+
+
+async def set_outbox_body(conn: asyncpg.Connection, *, row_id: int, body: bytes) -> None:
+    await conn.execute(f"UPDATE {S}.outbox SET body = $2 WHERE id = $1", row_id, body)
+
+
+async def export_rows(conn: asyncpg.Connection, *, customer_key: str) -> dict[str, list[dict[str, Any]]]:
+    tickets = await conn.fetch(f"SELECT * FROM {S}.tickets WHERE customer_key = $1 ORDER BY ticket_no",
+                               customer_key)
+    nos = [t["ticket_no"] for t in tickets]
+    surveys = await conn.fetch(f"SELECT * FROM {S}.surveys WHERE ticket_no = ANY($1) ORDER BY created_at", nos)
+    history = await conn.fetch(f"SELECT * FROM {S}.customer_history WHERE customer_key = $1 ORDER BY at",
+                               customer_key)
+    return {"tickets": [dict(r) for r in tickets], "surveys": [dict(r) for r in surveys],
+            "history": [dict(r) for r in history]}
+
+
+async def comments_due(conn: asyncpg.Connection, *, answered_before: datetime, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT survey_id, comment FROM {S}.surveys WHERE answered_at < $1 AND comment IS NOT NULL"
+        " AND comment_purged_at IS NULL ORDER BY answered_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        answered_before, limit)
+
+
+async def set_comment(conn: asyncpg.Connection, *, survey_id: uuid.UUID, comment: str | None, now: datetime) -> None:
+    await conn.execute(f"UPDATE {S}.surveys SET comment = $2, comment_purged_at = $3 WHERE survey_id = $1",
+                       survey_id, comment, now)

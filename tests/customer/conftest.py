@@ -11,11 +11,11 @@ import logging
 import os
 import re
 import socket
+import tomllib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from tests.conftest import Running, start_service
 HERE = Path(__file__).parent
 POLICY = HERE / "policy_customer.toml"
 SHIPPED_RULES = Path(__file__).parents[2] / "services" / "notification" / "rules.toml"
+ROSTER = Path(__file__).parents[2] / "services" / "routing" / "roster.toml"
 LINK = re.compile(r"https?://[^\s]+/t/[A-Za-z0-9_-]{43}")
 
 
@@ -99,6 +100,19 @@ async def routing(run_env: dict[str, str], drop_db_at_end: None) -> AsyncIterato
 
     async for running in start_service(create_app, Settings()):
         yield running
+
+
+@pytest.fixture
+async def staffed(routing: Running) -> Running:
+    """Routing with the shipped roster at ample capacity and no ticket held, whatever earlier packages
+    of the session did to its database (tests/routing sets rosters of its own)."""
+    agents = tomllib.loads(ROSTER.read_text(encoding="utf-8"))["agents"]
+    async with routing.rt.pool.acquire() as conn:
+        await conn.execute("UPDATE routing.tickets SET state = 'released' WHERE state <> 'released'")
+        await conn.execute("DELETE FROM routing.agents")
+    r = await routing.client.put("/v1/roster", json={"agents": [{**a, "capacity": 1000} for a in agents]})
+    assert r.status_code == 200, r.text
+    return routing
 
 
 @dataclass

@@ -171,6 +171,8 @@ async def test_customer_follows_the_ticket_in_the_browser(public, notification, 
     assert added["data_status"] == "in_progress" and added["kinds"][:2] == ["you", "waiting"]
     [replied] = await tap.wait_events(lambda e: e.subject == no and e.type == "ticket.customer_replied")
     assert replied.data["text"] == "铭牌型号 HP-M1136，已重启两次仍然闪烁"
+    told = await notification.sent.wait(no, "customer_replied")  # the assignee hears of it
+    assert "HP-M1136" in told["text"] and told["recipient"] != "139****5678"
     await tap.wait_events(lambda e: e.subject == no and e.type == "ticket.resumed")
 
     eta = datetime.now(UTC) + timedelta(hours=24)

@@ -30,7 +30,7 @@ async def _clocks(sla, no: str) -> dict:  # noqa: ANN001
     return {c["metric"]: c for c in r.json()["clocks"]}
 
 
-async def test_missed_promise_warns_breaches_and_is_escalated(public, sla, routing, notification, tap):
+async def test_missed_promise_warns_breaches_and_is_escalated(public, sla, staffed, notification, tap):
     intake = public.intake
     day = datetime.now(TZ).date() - timedelta(days=1)
     notification.set_clock(datetime.combine(day, time(12, 0), tzinfo=TZ))  # daytime: the customer is told now
@@ -79,7 +79,7 @@ async def test_new_promise_replaces_the_old_and_the_resolution_keeps_it(public, 
 
 
 async def test_next_update_warns_the_assignee_breaches_escalates_restarts_and_pauses(
-        public, sla, routing, notification, tap):
+        public, sla, staffed, notification, tap):
     intake = public.intake
     no = await new_ticket(intake)
     assignee = await _assignee(tap, no)

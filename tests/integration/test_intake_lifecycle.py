@@ -171,6 +171,8 @@ async def test_complaint_fields_kept(intake, tap):
     no = r.json()["ticket_no"]
     [created] = await tap.wait_events(lambda e: e.subject == no and e.type == "ticket.created")
     assert created.data["complaint"] == {"type": "attitude", "involved_staff": ["工号1024"], "demand": "道歉并补偿"}
+    # records (#14): a complaint is resolved only with a responsibility and a remedy
+    r = await cmd(intake, no, "determine", responsibility="internal", department="service", remedy="coupon", amount=50)
     r = await cmd(intake, no, "resolve", outcome="resolved", solution="主管致歉并赠送50元优惠券")
     [resolved] = await tap.wait_events(lambda e: e.subject == no and e.type == "ticket.resolved")
     assert resolved.data["complaint"] is True

@@ -35,7 +35,8 @@ def plan(type_, data, facts=None, cfg=CFG):  # noqa: ANN001, ANN201
 def test_default_rules_file_loads_and_covers_the_issue():
     assert set(CFG.events()) == {"ticket.created", "ticket.responded", "ticket.progressed", "ticket.resolved",
                                  "survey.sent", "ticket.routed", "sla.warning", "ticket.escalated",
-                                 "sla.breached", "survey.negative"}
+                                 "sla.breached", "survey.negative", "review.published", "survey.reminder",
+                                 "ticket.customer_replied"}
     assert {c.type for c in CFG.channels.values()} == {"log"}  # local runs send nothing anywhere
 
 

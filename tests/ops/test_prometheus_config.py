@@ -42,6 +42,6 @@ def test_scrape_configs_are_valid(config: str) -> None:
 def test_scrape_configs_cover_every_service_and_rabbitmq(config: str) -> None:
     text = (PROM / config).read_text()
     for service, port in (("intake", 8001), ("routing", 8002), ("sla", 8003), ("notification", 8004),
-                          ("survey", 8005)):
+                          ("survey", 8005), ("review", 8006)):
         assert f":{port}\"]" in text and f"service: {service}" in text, service
     assert ":15692" in text  # rabbitmq_prometheus

@@ -57,6 +57,7 @@ async def test_same_phone_in_any_spelling_gives_one_key_over_http_and_amqp(intak
     for spelling in PHONE_SPELLINGS:
         no, event, raw = await _created(intake, tap, _body(phone=spelling))
         keys.add(event.data["customer_key"])
+        assert event.data["customer"]["name"] == "李*" and "李雷".encode() not in raw
         assert b"13812345678" not in raw and "１３８１２３４５６７８".encode() not in raw
         assert b"1234 5678" not in raw and b"1234-5678" not in raw
         async with intake.rt.pool.acquire() as conn:

@@ -10,7 +10,6 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aio_pika
 import pytest
@@ -61,11 +60,11 @@ class ReviewService:
     base_url: str
 
     @property
-    def client(self):  # noqa: ANN201
+    def client(self):
         return self.running.client
 
     @property
-    def rt(self):  # noqa: ANN201
+    def rt(self):
         return self.running.rt
 
 
@@ -101,12 +100,12 @@ class Direct:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    async def __aenter__(self) -> Direct:
+    async def __aenter__(self) -> Direct:  # noqa: PYI034
         self.conn = await aio_pika.connect(self.url)
         self.channel = await self.conn.channel(publisher_confirms=True)
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.conn.close()
 
     async def send(self, event: CloudEvent | bytes, *, log: bool = True) -> None:

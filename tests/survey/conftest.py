@@ -85,6 +85,10 @@ async def resolved_ticket(intake: Running, tap: Any, **over: Any) -> str:
     r = await intake.client.post("/v1/tickets", json=ticket_body(**over))
     assert r.status_code == 201, r.text
     no = r.json()["ticket_no"]
+    if over.get("complaint"):  # records (#14): a complaint is resolved with a responsibility and a remedy
+        r = await intake.client.post(f"/v1/tickets/{no}/determine", json={
+            "actor": "agent-7", "responsibility": "internal", "department": "客服部", "remedy": "apology"})
+        assert r.status_code == 200, r.text
     r = await intake.client.post(f"/v1/tickets/{no}/resolve",
                                  json={"actor": "agent-7", "outcome": "resolved", "solution": "发送了视频教程并电话指导"})
     assert r.status_code == 200, r.text

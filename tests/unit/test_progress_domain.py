@@ -125,9 +125,23 @@ def test_shipped_rules_tell_the_customer_at_once_only_when_answering():
     quiet = {}
     for etype, data in (("ticket.created", {}), ("ticket.responded", {"first": True}),
                         ("ticket.responded", {"first": False}), ("ticket.progressed", {"visible_to_customer": True}),
-                        ("ticket.resolved", {}), ("survey.sent", {})):
+                        ("ticket.resolved", {}), ("survey.sent", {}), ("survey.reminder", {})):
         [p] = [p for p in ndomain.plan(etype, {"ticket_no": NO, **data}, facts, cfg) if p.recipient == "customer"]
         quiet[(etype, data.get("first"))] = p.quiet
     assert quiet == {("ticket.created", None): False, ("ticket.responded", True): False,
                      ("ticket.responded", False): False, ("ticket.progressed", None): True,
-                     ("ticket.resolved", None): True, ("survey.sent", None): True}
+                     ("ticket.resolved", None): True, ("survey.sent", None): True,
+                     ("survey.reminder", None): True}
+
+
+def test_production_refuses_the_dev_progress_secret():
+    from pydantic import ValidationError
+
+    from services.intake.progress import ProgressSettings
+
+    with pytest.raises(ValidationError, match="INTAKE_PROGRESS_SECRET"):
+        ProgressSettings(HELPDESK_ENV="production")
+    with pytest.raises(ValidationError, match="INTAKE_PROGRESS_SECRET"):
+        ProgressSettings(HELPDESK_ENV="production", secret="short")
+    assert ProgressSettings(HELPDESK_ENV="production", secret="x" * 32).secret == "x" * 32
+    assert ProgressSettings().env == "development"  # local runs keep the dev default

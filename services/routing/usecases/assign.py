@@ -20,7 +20,7 @@ from services.routing.usecases.escalate import NotYetKnown, escalate
 from services.routing.events import Routed
 from services.routing.metrics import Pending
 from shared.envelope import CloudEvent
-from shared.events import TicketCreated, TicketEscalationRequested, TicketReprioritized
+from shared.events import TicketCreated, TicketDiagnosed, TicketEscalationRequested, TicketReprioritized
 from shared.runtime import Runtime
 from shared.unit import Unit, Within
 
@@ -79,7 +79,9 @@ async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, withi
     complaint = data.complaint or None
     facts = domain.Facts(subject=data.subject, description=data.description, kind=data.kind,
                          complaint_type=(complaint or {}).get("type") if complaint else None,
-                         urgency=data.urgency, tier=data.customer.tier, impact=data.impact)
+                         urgency=data.urgency, tier=data.customer.tier, impact=data.impact,
+                         service_type=data.service_type,
+                         entitlement=data.warranty.entitlement if data.warranty else None)
     d = domain.decide(rules, facts)
     pending = Pending()
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
@@ -220,7 +222,8 @@ async def request_escalation(rt: Runtime, rules: RuleSet, event: CloudEvent, *, 
         await escalate(u, rules, t["ticket_no"], "requested", info, pending)
 
 
-async def _transfer(u: Unit, t: Mapping[str, Any], dept: str, pending: Pending) -> None:
+async def _transfer(u: Unit, t: Mapping[str, Any], dept: str, pending: Pending, *,
+                    reason: str = "transferred") -> None:
     """Move ``t`` to ``dept``: its current assignee's slot is freed (and refilled from their queue)."""
     old_agent = t["assignee"] if t["state"] == "assigned" else None
     old_dept = await store.agent_department(u.conn, agent_id=old_agent)
@@ -228,6 +231,29 @@ async def _transfer(u: Unit, t: Mapping[str, Any], dept: str, pending: Pending) 
     await store.update_ticket(u.conn, ticket_no=t["ticket_no"], state="queued", department=dept)
     if old_agent:
         await store.drop_load(u.conn, agent_id=old_agent)
-    await _requeue(u, t, dept, pending, reason="transferred", prefer=None)
+    await _requeue(u, t, dept, pending, reason=reason, prefer=None)
     for other in sorted({x for x in (t["department"], old_dept) if x and x != dept}):
         await drain(u, other, pending)
+
+
+async def diagnosed(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
+    """``ticket.diagnosed`` (records #14): a rule matching the diagnosis' ``cause`` re-classifies the
+    ticket; when that category belongs to another department the ticket is transferred there
+    (``ticket.routed``, reason ``diagnosed``). Otherwise nothing changes."""
+    data = TicketDiagnosed.model_validate(event.data)
+    rule = domain.record_rule(rules, domain.Facts(cause=data.cause))
+    pending = Pending()
+    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+        if u.duplicate:
+            return
+        u.after_commit(pending.apply)
+        t = await _ticket(u, event.ticket_no)
+        if rule is None or t["state"] == "released" or rule.category == t["category"]:
+            return
+        dept = rules.department_of(rule.category)
+        await store.update_ticket(u.conn, ticket_no=t["ticket_no"], category=rule.category, rule=rule.name)
+        t = await store.get_ticket(u.conn, ticket_no=t["ticket_no"])
+        if dept and dept != t["department"]:
+            await _transfer(u, t, dept, pending, reason="diagnosed")
+        else:
+            await emit_routed(u, t, pending, reason="diagnosed")

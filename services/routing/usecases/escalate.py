@@ -48,7 +48,7 @@ async def escalate(u: Unit, rules: RuleSet, ticket_no: str, trigger: str, info: 
     due_at = now + timedelta(minutes=rules.escalation.callback_minutes) if trigger == "survey_negative" else None
     u.emit(ticket_no, Escalated(
         level=target.level, to=target.to, reason=reason, role=target.role, trigger=trigger,
-        department=t["department"], due_at=due_at,
+        department=t["department"], due_at=due_at, step=info.get("step") if trigger.startswith("step_") else None,
     ))
     await store.add_escalation(u.conn, ticket_no=ticket_no, trigger=trigger, level=target.level, role=target.role,
                                to=target.to, reason=reason, due_at=due_at)
@@ -63,6 +63,9 @@ async def on_signal(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: W
     second breach; ``survey.negative`` -> the manager, who calls back within the configured time."""
     trigger, model, counter = SIGNALS[event.type]
     data = model.model_validate(event.data)
+    step = event.type in ("sla.warning", "sla.breached") and event.data.get("metric") == "step"
+    if step:  # records (#14): a step overdue goes to the handler's superior; the SLA ladder is not climbed
+        trigger = "step_" + trigger.removeprefix("sla_")
     pending = Pending()
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
@@ -71,7 +74,8 @@ async def on_signal(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: W
         t = await store.get_ticket(u.conn, ticket_no=event.ticket_no, for_update=True)
         if t is None:
             raise NotYetKnown(f"routing has no ticket {event.ticket_no} (yet)")
-        occurrence = t[counter] + 1
-        await store.update_ticket(u.conn, ticket_no=t["ticket_no"], **{counter: occurrence})
-        await escalate(u, rules, t["ticket_no"], trigger, data.model_dump(mode="json"), pending,
-                       occurrence=occurrence)
+        occurrence = 1 if step else t[counter] + 1
+        if not step:
+            await store.update_ticket(u.conn, ticket_no=t["ticket_no"], **{counter: occurrence})
+        await escalate(u, rules, t["ticket_no"], trigger, {**data.model_dump(mode="json"), **event.data},
+                       pending, occurrence=occurrence)
