@@ -13,6 +13,7 @@ READ = {"agent", "analyst"}
 LIFECYCLE = {"agent"}  # supervisor includes agent
 SUPERVISOR = {"supervisor"}
 REVIEW_READ = {"analyst", "supervisor"}
+ADMIN = {"admin"}
 
 # (service, method, path template) -> roles allowed (admin always is)
 TABLE: dict[tuple[str, str, str], set[str] | None] = {
@@ -44,6 +45,16 @@ TABLE: dict[tuple[str, str, str], set[str] | None] = {
     ("review", "GET", "/v1/reviews/{period}"): REVIEW_READ,
     ("review", "GET", "/v1/reviews/{period}/tickets"): REVIEW_READ,
     ("review", "POST", "/v1/reviews/{period}/snapshot"): SUPERVISOR,
+    ("review", "GET", "/reviews/{period}"): REVIEW_READ,  # the page (key in the header, or ?key=)
+    # records: the new lifecycle commands' own routes are an agent's
+    **{("intake", "POST", f"/v1/tickets/{{ticket_no}}/{a}"): LIFECYCLE
+       for a in ("diagnose", "schedule", "verify", "determine", "revisit")},
+    # privacy: a customer's key, erasure and export are an admin's
+    ("intake", "POST", "/v1/customers/key"): ADMIN,
+    ("intake", "POST", "/v1/customers/{customer_key}/erase"): ADMIN,
+    ("intake", "GET", "/v1/customers/{customer_key}/export"): ADMIN,
+    ("notification", "GET", "/v1/customers/{customer_key}/export"): ADMIN,
+    ("survey", "GET", "/v1/customers/{customer_key}/export"): ADMIN,
 }
 for _svc in ("intake", "routing", "sla", "notification", "survey", "review"):
     TABLE[(_svc, "GET", "/healthz")] = PUBLIC
@@ -54,6 +65,7 @@ COMMAND_ROLES: dict[str, set[str]] = {
     "respond": LIFECYCLE, "progress": LIFECYCLE, "wait": LIFECYCLE, "resume": LIFECYCLE,
     "escalate": LIFECYCLE, "resolve": LIFECYCLE, "reopen": LIFECYCLE,
     "close": SUPERVISOR, "reprioritize": SUPERVISOR,
+    "diagnose": LIFECYCLE, "schedule": LIFECYCLE, "verify": LIFECYCLE, "determine": LIFECYCLE, "revisit": LIFECYCLE,
 }
 
 

@@ -64,6 +64,15 @@ def request_for(key: tuple[str, str, str], ticket_no: str) -> tuple[str, dict[st
         ("review", "GET", "/v1/reviews/{period}"): ("/v1/reviews/2026-01", {}, 200),
         ("review", "GET", "/v1/reviews/{period}/tickets"): ("/v1/reviews/2026-01/tickets", {}, 200),
         ("review", "POST", "/v1/reviews/{period}/snapshot"): ("/v1/reviews/2999-01/snapshot", {}, 422),
+        ("review", "GET", "/reviews/{period}"): ("/reviews/2026-01", {}, 200),
+        ("intake", "POST", "/v1/customers/key"): ("/v1/customers/key", {"json": {}}, 422),
+        ("intake", "POST", "/v1/customers/{customer_key}/erase"): (f"/v1/customers/{'0' * 63}/erase", {}, 422),
+        ("intake", "GET", "/v1/customers/{customer_key}/export"): (f"/v1/customers/{'0' * 63}/export", {}, 422),
+        ("notification", "GET", "/v1/customers/{customer_key}/export"):
+            (f"/v1/customers/{'0' * 63}/export", {}, 422),
+        ("survey", "GET", "/v1/customers/{customer_key}/export"): (f"/v1/customers/{'0' * 63}/export", {}, 422),
+        **{("intake", "POST", f"/v1/tickets/{{ticket_no}}/{a}"): (f"/v1/tickets/{NO_TICKET}/{a}", {"json": {}}, 422)
+           for a in ("diagnose", "schedule", "verify", "determine", "revisit")},
         ("*", "GET", "/healthz"): ("/healthz", {}, 200),
         ("*", "GET", "/metrics"): ("/metrics", {}, 200),
     }
