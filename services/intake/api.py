@@ -117,14 +117,20 @@ async def command(
 
 
 def document(doc: dict[str, Any]) -> None:
-    """The command route in the OpenAPI document: ``action`` is one of the commands, and the body is
-    that command's (without ``ticket_no``, which the path gives)."""
-    op = doc["paths"][COMMAND_PATH]["post"]
-    for param in op["parameters"]:
-        if param["name"] == "action":
-            param["schema"] = {"type": "string", "enum": list(COMMANDS), "title": "Action"}
-    refs = [model_schema(doc, model, drop=("ticket_no",)) for model in COMMANDS.values()]
-    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"anyOf": refs}}}}
+    """The command route in the OpenAPI document as one path per command (``/v1/tickets/{no}/close``...),
+    each with that command's body (without ``ticket_no``, which the path gives): a document cannot tie
+    one path's body to the value of its ``action`` parameter."""
+    generic = doc["paths"].pop(COMMAND_PATH)["post"]
+    for action, model in COMMANDS.items():
+        path = COMMAND_PATH.replace("{action}", action)
+        if path in doc["paths"]:
+            continue  # a command with a route of its own documents itself
+        summary = f"ticket.{action}: {model.__doc__ or ''}".strip()
+        op = {**generic, "operationId": f"command_{action}", "summary": summary,
+              "parameters": [p for p in generic["parameters"] if p["name"] != "action"],
+              "requestBody": {"required": True, "content": {"application/json": {
+                  "schema": model_schema(doc, model, drop=("ticket_no",))}}}}
+        doc["paths"][path] = {"post": op}
 
 
 PAGE_CODES = ("200", "201", "303", "404", "409", "410", "422", "429")
@@ -157,7 +163,9 @@ class EraseBody(BaseModel):
 
 
 class KeyLookup(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # the document says what lookup_key enforces: one of phone, email, id (access)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": [k], "properties": {k: {"type": "string"}}} for k in ("phone", "email", "id")]})
     phone: Phone | None = None
     email: Email | None = None
     id: ShortText | None = None

@@ -46,9 +46,6 @@ TABLE: dict[tuple[str, str, str], set[str] | None] = {
     ("review", "GET", "/v1/reviews/{period}/tickets"): REVIEW_READ,
     ("review", "POST", "/v1/reviews/{period}/snapshot"): SUPERVISOR,
     ("review", "GET", "/reviews/{period}"): REVIEW_READ,  # the page (key in the header, or ?key=)
-    # records: the new lifecycle commands' own routes are an agent's
-    **{("intake", "POST", f"/v1/tickets/{{ticket_no}}/{a}"): LIFECYCLE
-       for a in ("diagnose", "schedule", "verify", "determine", "revisit")},
     # privacy: a customer's key, erasure and export are an admin's
     ("intake", "POST", "/v1/customers/key"): ADMIN,
     ("intake", "POST", "/v1/customers/{customer_key}/erase"): ADMIN,
@@ -76,3 +73,8 @@ def allowed(roles: set[str] | None, role: str | None) -> bool:
     if role is None:
         return False
     return role == "admin" or role in roles or (role == "supervisor" and "agent" in roles)
+
+
+# every lifecycle command is documented (and checked) as a path of its own
+for _action, _roles in COMMAND_ROLES.items():
+    TABLE[("intake", "POST", f"/v1/tickets/{{ticket_no}}/{_action}")] = _roles
