@@ -99,8 +99,9 @@ class IntakeTicket(Wire):
 
     # the document says what check_intake enforces: a subject or a description
     model_config = ConfigDict(json_schema_extra={"anyOf": [
-        {"required": ["subject"], "properties": {"subject": {"type": "string", "pattern": r"\S"}}},
-        {"required": ["description"], "properties": {"description": {"type": "string", "pattern": r"\S"}}},
+        {"required": ["subject"], "properties": {"subject": {"type": "string", "pattern": r"\S", "maxLength": 200}}},
+        {"required": ["description"],
+         "properties": {"description": {"type": "string", "pattern": r"\S", "maxLength": 10_000}}},
     ]})
 
 

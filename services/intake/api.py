@@ -165,7 +165,7 @@ class EraseBody(BaseModel):
 class KeyLookup(BaseModel):
     # the document says what lookup_key enforces: one of phone, email, id (access)
     model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
-        {"required": [k], "properties": {k: {"type": "string"}}} for k in ("phone", "email", "id")]})
+        {"required": [k], "properties": {k: {"type": "string", "maxLength": 254}}} for k in ("phone", "email", "id")]})
     phone: Phone | None = None
     email: Email | None = None
     id: ShortText | None = None
