@@ -3,7 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: venv run test test-unit test-integration bench bench-intake bench-routing bench-survey bench-notification bench-sla bench-e2e bench-review bench-masking security-privacy chaos docs dashboards prometheus panels clean
+# (access) migrate: bootstrap as its own step; security: schemathesis, every service x every role
+.PHONY: migrate security venv run test test-unit test-integration bench bench-intake bench-routing bench-survey bench-notification bench-sla bench-e2e bench-review bench-masking security-privacy chaos docs dashboards prometheus panels clean
 
 venv: $(VENV)/.installed
 
@@ -16,6 +17,16 @@ $(VENV)/.installed: pyproject.toml
 ## run every service (intake 8001, routing 8002, sla 8003, notification 8004, survey 8005, review 8006)
 run: venv
 	HELPDESK_API_KEYS=$${HELPDESK_API_KEYS:-dev:dev-secret:admin} $(PY) -m shared.run
+
+## bootstrap, its own step: database, each service's role and schema, migrations (admin DATABASE_URL)
+migrate: venv
+	$(PY) -m shared.bootstrap
+
+## schemathesis (all checks) against every service's OpenAPI with a key of each role; `make test` runs a
+## bounded version (SECURITY_EXAMPLES / SECURITY_ROLES to change; reports in SECURITY_REPORT_DIR)
+security: venv
+	SECURITY_EXAMPLES=$${SECURITY_EXAMPLES:-25} SECURITY_ROLES=$${SECURITY_ROLES:-admin,channel,agent,supervisor,contacts,analyst} \
+	  $(PYTEST) -q -s -p no:cacheprovider tests/security/test_schemathesis.py
 
 ## the whole suite against the real RabbitMQ and Postgres
 test: venv

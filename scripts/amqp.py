@@ -16,6 +16,7 @@ import aio_pika
 import orjson
 
 from shared.settings import Settings
+from shared.trust import url_user
 
 
 async def publish(exchange: str, key: str, body: str) -> None:
@@ -26,7 +27,8 @@ async def publish(exchange: str, key: str, body: str) -> None:
         ch = await conn.channel(publisher_confirms=True, on_return_raises=True)
         ex = await ch.get_exchange(exchange)
         await ex.publish(aio_pika.Message(raw, content_type="application/json", message_id=uuid.uuid4().hex,
-                                          delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=key)
+                                          delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                          user_id=url_user(Settings().amqp_url)), routing_key=key)
     print(f"published to {exchange} with routing key {key} (confirmed)")
 
 

@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 
 from scripts.harness import cpu_seconds, environment, percentile, rss_mb, service
+from shared.trust import url_user
 
 
 async def run(tickets: int, rate: float, port: int) -> None:
@@ -47,7 +48,8 @@ async def run(tickets: int, rate: float, port: int) -> None:
                                  "subject": "无法登录", "description": f"bench ticket {i}"})
             sent[ext] = time.perf_counter()
             pending.add(asyncio.ensure_future(intake_ex.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json"),
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json",
+                                 user_id=url_user(env["AMQP_URL"])),
                 routing_key="intake.web")))
             if rate:
                 await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))

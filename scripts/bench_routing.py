@@ -34,6 +34,7 @@ import httpx
 import orjson
 
 from shared.envelope import CloudEvent
+from shared.trust import url_user
 from tests import support
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +161,8 @@ async def run(args: argparse.Namespace, amqp_url: str, env: dict[str, str]) -> N
                         "vip" if i % 7 == 0 else "standard"}, "subject": subject, "description": description}
                 published[ext] = time.time()
                 await intake.publish(aio_pika.Message(orjson.dumps(body), content_type="application/json",
-                                                      delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                                      delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                                      user_id=url_user(amqp_url)),
                                      routing_key="intake.web")
                 await asyncio.sleep(max(0.0, start + (i + 1) / args.rate - time.monotonic()))
             sent_s = time.monotonic() - start

@@ -11,15 +11,23 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import APIKeyHeader
 
 from shared.errors import DomainError
 
 ROLES = ("channel", "agent", "supervisor", "contacts", "analyst", "admin")
 # A role that includes another: a supervisor may do whatever an agent may.
 INCLUDES = {"supervisor": frozenset({"agent"})}
+# Lifecycle commands only a supervisor may give (over HTTP and on helpdesk.commands); the rest are an agent's.
+SUPERVISOR_COMMANDS = frozenset({"close", "reprioritize"})
+
+
+def command_roles(action: str) -> tuple[str, ...]:
+    """The roles the lifecycle command ``action`` needs."""
+    return ("supervisor",) if action in SUPERVISOR_COMMANDS else ("agent",)
 
 
 class Unauthorized(DomainError):
@@ -93,9 +101,21 @@ def authenticate(keys: dict[str, Principal], presented: str | None) -> Principal
     return found
 
 
-async def principal(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey",
+                       description="A key of HELPDESK_API_KEYS (name:key:role+role)")
+
+
+async def principal(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None) -> Principal:
     """The authenticated caller (any role), else 401."""
     return authenticate(request.app.state.runtime.settings.api_principals, x_api_key)
+
+
+def ensure(who: Principal, *roles: str) -> Principal:
+    """``who`` if it holds one of ``roles`` (or ``admin``), else 403 naming the role needed."""
+    if not who.has_any(roles):
+        raise Forbidden("X-API-Key", f"needs role {' or '.join(roles)} (caller {who.name!r} has "
+                                     f"{'+'.join(sorted(who.roles))})")
+    return who
 
 
 def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
@@ -104,29 +124,13 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
         raise ValueError(f"require(): unknown roles {unknown or 'none given'}")
-    needed = " or ".join(roles)
 
     async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not who.has_any(roles):
-            raise Forbidden("X-API-Key", f"needs role {needed} (caller {who.name!r} has "
-                                         f"{'+'.join(sorted(who.roles))})")
-        return who
+        return ensure(who, *roles)
 
     check.__name__ = f"require_{'_or_'.join(roles)}"
     check.roles = roles  # type: ignore[attr-defined]  # read by the role table and the route test
     return check
-
-
-def roles_of(dependant: Any) -> tuple[str, ...] | None:
-    """The roles a route's dependency tree requires (``None``: no key needed)."""
-    for dep in getattr(dependant, "dependencies", []):
-        found = getattr(dep.call, "roles", None)
-        if found:
-            return found
-        nested = roles_of(dep)
-        if nested:
-            return nested
-    return None
 
 
 async def caller(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:

@@ -27,6 +27,7 @@ from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
+from shared import trust
 from shared.batching import Batcher, Batching
 from shared.deadletters import mask_body
 from shared.errors import DomainError
@@ -88,6 +89,15 @@ async def dead_letter(broker: RabbitBroker, msg: Delivery, *, queue: str, reason
     )
 
 
+def untrusted(broker: RabbitBroker, exchange: RabbitExchange, msg: Any) -> str | None:
+    """Why the publisher of ``msg`` may not send it (``shared.trust``); ``None`` when it may."""
+    policy = trust.of(broker)
+    if policy is None:
+        return None
+    raw = msg.raw_message
+    return policy.refusal(exchange.name, raw.routing_key or "", raw.user_id, raw.body)
+
+
 class Consumer:
     """One queue's consumer: ``start(connection)`` opens its channel and consumes; ``stop()`` cancels."""
 
@@ -142,6 +152,9 @@ class Consumer:
         self._in_process.inc()
         started = time.perf_counter()
         try:
+            if reason := untrusted(self.broker, self.exchange, msg):
+                await self._refuse(msg, reason)
+                return
             await (self.batcher.submit(msg) if self.batcher else self._alone(msg))
         finally:
             self._busy -= 1
@@ -149,6 +162,13 @@ class Consumer:
                 self._idle.set()
             self._in_process.dec()
             self._seconds.observe(time.perf_counter() - started)
+
+    async def _refuse(self, msg: Delivery, reason: str) -> None:
+        """A message its publisher may not send (``shared.trust``): dead-lettered with the reason, acked."""
+        log.warning("dead-lettering untrusted message", extra={"queue": self.queue.name, "reason": reason})
+        await dead_letter(self.broker, msg, queue=self.queue.name, reason=reason)
+        await msg.raw_message.ack()
+        self._dead.inc()
 
     async def _committed(self, msgs: list[Delivery]) -> None:
         """A batch committed: acked (one frame when safe), counted once."""

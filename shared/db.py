@@ -1,14 +1,16 @@
 """Database plumbing: bootstrap (database, per-service role and schema), pools, migrations.
 
 Each service owns one schema named after it and connects as ``helpdesk_<service>``, a role
-that owns that schema and has no rights anywhere else. Bootstrap needs the admin URL
-(``DATABASE_URL``); everything after it runs as the service role.
+that owns that schema and has no rights anywhere else. Bootstrap (``python -m shared.bootstrap``)
+needs the admin URL (``DATABASE_URL``); everything after it runs as the service role, which in
+production is all a service is given (``HELPDESK_DB_URL``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -33,16 +35,29 @@ def database_name(url: str) -> str:
     return unquote(urlsplit(url).path.lstrip("/")) or "postgres"
 
 
+def role_password(settings: Settings, service: str) -> str:
+    """``helpdesk_<service>``'s password: ``HELPDESK_DB_PASSWORD_<SERVICE>``, else the shared
+    ``HELPDESK_DB_ROLE_PASSWORD`` (empty works with trust auth, for a developer)."""
+    return os.environ.get(f"HELPDESK_DB_PASSWORD_{service.upper()}") or settings.db_role_password
+
+
 def role_dsn(settings: Settings, service: str) -> str:
-    """The service's own DSN: the admin URL with the user and password swapped for its role."""
+    """The service's own DSN: ``HELPDESK_DB_URL`` when given (production: the only database secret a
+    service holds), else the admin URL with the user and password swapped for its role. Query
+    parameters (``sslmode=verify-full&sslrootcert=...``) are kept."""
+    if settings.db_url:
+        user = unquote(urlsplit(settings.db_url).username or "")
+        if user != role_name(service):
+            raise ValueError(f"HELPDESK_DB_URL connects as {user!r}; {service} connects as {role_name(service)!r}")
+        return settings.db_url
     parts = urlsplit(settings.database_url)
     host = parts.hostname or "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     cred = quote(role_name(service))
-    if settings.db_role_password:
-        cred += ":" + quote(settings.db_role_password, safe="")
+    if password := role_password(settings, service):
+        cred += ":" + quote(password, safe="")
     return urlunsplit(parts._replace(netloc=f"{cred}@{host}{port}"))
 
 
@@ -76,7 +91,7 @@ async def ensure_role_and_schema(settings: Settings, service: str) -> None:
         await conn.execute("SELECT pg_advisory_lock(hashtext('helpdesk.bootstrap'))")
         exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
         verb = "ALTER" if exists else "CREATE"
-        password = settings.db_role_password.replace("'", "''")
+        password = role_password(settings, service).replace("'", "''")
         pw = f"PASSWORD '{password}'" if password else "PASSWORD NULL"
         await conn.execute(
             f"{verb} ROLE {_ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT {pw}"

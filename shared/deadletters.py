@@ -29,6 +29,7 @@ import orjson
 from shared.masking import mask_deep, mask_text
 from shared.settings import Settings
 from shared.topology import DEAD_LETTER_QUEUE, REASON_HEADER
+from shared.trust import url_user
 
 _OURS = (REASON_HEADER, "x-helpdesk-queue", "x-original-exchange", "x-original-routing-key")
 
@@ -122,7 +123,8 @@ async def replay(amqp_url: str, limit: int, queue: str | None = None) -> int:
             target = await ch.get_exchange(exchange) if exchange else ch.default_exchange
             await target.publish(aio_pika.Message(
                 _replayable(msg.body), headers=headers, content_type=msg.content_type, message_id=msg.message_id,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=key)
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=url_user(amqp_url)), routing_key=key)  # replayed as the operator's login (needs admin)
             await msg.ack()
             replayed += 1
         for msg in skipped:

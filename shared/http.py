@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import DomainError
+from shared.openapi import allowed_methods
 
 HealthCheck = Callable[[], Awaitable[bool]]
 
@@ -45,11 +46,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(errors), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Starlette's own refusals (unparseable body, unknown path, wrong method) in the same shape
         field = "body" if exc.status_code == 400 else "path" if exc.status_code in (404, 405) else "request"
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405 and not getattr(exc, "exact_allow", False):  # every route's, not the first's
+            allowed = allowed_methods(request.app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
         return JSONResponse(error_body([{"field": field, "problem": str(exc.detail)}]), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+                            headers=headers or None)
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -118,7 +124,8 @@ def install_ops_routes(
     ``before_metrics`` refresh gauges that are computed from the database at scrape time.
     """
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], summary="200 when broker and database are reachable, else 503",
+             responses={503: {"description": "A check failed (named in checks)"}})
     async def healthz() -> JSONResponse:
         async def run(check: HealthCheck) -> bool:
             try:
@@ -131,7 +138,9 @@ def install_ops_routes(
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": results},
                             status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text exposition format)",
+             response_class=Response, responses={200: {"description": "Prometheus text format 0.0.4",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         for refresh in before_metrics:
             with contextlib.suppress(Exception):

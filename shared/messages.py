@@ -43,6 +43,16 @@ Cause = Literal["hardware", "software", "operation", "quality", "logistics", "ot
 StepName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
+def _iso_only(value: object) -> object:
+    """A timestamp is an ISO 8601 string (pydantic would take a number as Unix seconds)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be an ISO 8601 date-time string with a UTC offset")
+    return value
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+
+
 class Wire(BaseModel):
     """Inbound models refuse unknown fields, so a typo is an error naming the field."""
 
@@ -77,7 +87,7 @@ class IntakeTicket(Wire):
     impact: Literal["single", "batch"] = "single"
     order_no: ShortText | None = None
     product: ShortText | None = None
-    received_at: AwareDatetime | None = None
+    received_at: IsoDatetime | None = None
     complaint: Complaint | None = None
     # records (#14): the service order as the seeds keep it (all optional)
     expected_by: AwareDatetime | None = None  # the customer's own expected resolution time
@@ -85,6 +95,13 @@ class IntakeTicket(Wire):
     purchase_date: date | None = None  # the invoice / purchase date: the warranty runs from it
     invoice_no: ShortText | None = None
     service_type: ServiceType | None = None
+
+    # the document says what check_intake enforces: a subject or a description
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["subject"], "properties": {"subject": {"type": "string", "pattern": r"\S", "maxLength": 200}}},
+        {"required": ["description"],
+         "properties": {"description": {"type": "string", "pattern": r"\S", "maxLength": 10_000}}},
+    ]})
 
 
 # ---- commands (routing key ``ticket.<action>``; HTTP ``POST /v1/tickets/{no}/{action}``) ----
@@ -126,7 +143,7 @@ class EscalateTicket(Command):
     reason: LongText
     to: ShortText | None = None
     department: ShortText | None = None
-    eta: AwareDatetime | None = None
+    eta: IsoDatetime | None = None
 
 
 class ResolveTicket(Command):

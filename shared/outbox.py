@@ -20,7 +20,7 @@ import aio_pika
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared import db, inbox
+from shared import db, inbox, trust
 from shared.dueloop import DueLoop
 from shared.envelope import CONTENT_TYPE
 from shared.topology import EVENTS
@@ -121,7 +121,8 @@ class Relay(DueLoop):
     async def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record) -> None:
         # Not mandatory: an event nobody subscribes to yet is still published, not returned.
         message = aio_pika.Message(bytes(row["body"]), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                   message_id=str(row["event_id"]), content_type=CONTENT_TYPE)
+                                   message_id=str(row["event_id"]), content_type=CONTENT_TYPE,
+                                   **trust.publish_options(self.rt.broker))  # user_id: consumers check who published
         await exchange.publish(message, routing_key=row["routing_key"], mandatory=False,
                                timeout=self.publish_timeout_s)
 

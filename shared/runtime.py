@@ -16,10 +16,11 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 import aio_pika
+from fastapi_offline import FastAPIOffline
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 
-from shared import batching, db, topology
+from shared import batching, db, openapi, production, topology, trust
 from shared.consumer import Consumer
 from shared.dueloop import DueLoop
 from shared.events import EventData
@@ -43,6 +44,18 @@ def build_broker(settings: Settings, service: str) -> RabbitBroker:
         graceful_timeout=15.0,
         fail_fast=True,
     )
+
+
+def make_app(settings: Settings, **kwargs: Any) -> FastAPI:
+    """A FastAPI app whose ``/docs`` (Swagger UI, served from the package: no CDN), ``/redoc`` and
+    ``/openapi.json`` exist only with ``HELPDESK_DOCS=true``; the document itself is always complete
+    (``shared.openapi``: every status each route answers)."""
+    if settings.docs:
+        app = FastAPIOffline(**kwargs)
+    else:
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **kwargs)
+    openapi.install(app)
+    return app
 
 
 STOP_TIMEOUT_S = 20.0  # each shutdown step; longer than the broker's graceful_timeout (15 s)
@@ -80,8 +93,11 @@ class Runtime:
     outbox: bool = True
 
     def __post_init__(self) -> None:
+        production.check_service(self.settings, self.service)  # HELPDESK_ENV=production: no default secrets
         self.broker = build_broker(self.settings, self.service)
         self.spec = RabbitBroker(self.settings.amqp_url)
+        trust.register(self.broker, trust.Trust(trust.users_for(self.settings),
+                                                publisher=trust.url_user(self.settings.amqp_url)))
         if self.outbox:
             self.relay = Relay(self)
             self.add_loop(self.relay)
@@ -127,7 +143,7 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Bootstrap and migrate the schema, connect, declare topology, start consumers and relay."""
-        if self.settings.db_bootstrap:
+        if self.settings.bootstraps:
             await db.bootstrap(self.settings, self.service)
         self.pool = await db.create_pool(self.settings, self.service)
         try:
@@ -199,7 +215,7 @@ class Runtime:
             async with self.running():
                 yield
 
-        app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+        app = make_app(self.settings, title=title, description=description, version=version, lifespan=lifespan)
         app.state.runtime = self
         install_error_handlers(app)
         install_ops_routes(

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import Principal, parse_api_keys
 from shared.quota import Quotas, parse_quotas
+from shared.trust import DEFAULT_USERS, parse_users
 
 SERVICE_PORTS = {"intake": 8001, "routing": 8002, "sla": 8003, "notification": 8004, "survey": 8005,
                  "review": 8006}
@@ -43,8 +44,14 @@ class Settings(BaseSettings):
     api_keys: str = Field("", alias="HELPDESK_API_KEYS")
     # Password for the per-service roles (helpdesk_<service>); empty works with trust auth.
     db_role_password: str = Field("", alias="HELPDESK_DB_ROLE_PASSWORD")
-    # Create the database, roles and schemas with the admin DATABASE_URL on start.
-    db_bootstrap: bool = Field(True, alias="HELPDESK_DB_BOOTSTRAP")
+    # Create the database, roles and schemas with the admin DATABASE_URL on start (a developer's
+    # `make run`); unset: only when the service has no HELPDESK_DB_URL of its own. Deployments run
+    # `python -m shared.bootstrap` once instead and give each service only its HELPDESK_DB_URL.
+    db_bootstrap: bool | None = Field(None, alias="HELPDESK_DB_BOOTSTRAP")
+    # access: the service's own role DSN (postgresql://helpdesk_<service>:pw@host/helpdesk?sslmode=verify-full)
+    db_url: str = Field("", alias="HELPDESK_DB_URL")
+    # access: "production" refuses default secrets at start (shared.production)
+    env: str = Field("development", pattern="^(development|production)$", alias="HELPDESK_ENV")
     db_pool_max: int = Field(20, alias="HELPDESK_DB_POOL_MAX")
     prefetch: int = Field(64, alias="HELPDESK_PREFETCH")
     delivery_limit: int = Field(5, alias="HELPDESK_DELIVERY_LIMIT")
@@ -76,10 +83,22 @@ class Settings(BaseSettings):
     # Retention: RabbitMQ's x-max-age units (Y, M, D, h, m, s); and a size cap in bytes (x-max-length-bytes).
     event_log_max_age: str = Field("2Y", pattern=r"^\d+[YMDhms]$", alias="HELPDESK_EVENT_LOG_MAX_AGE")
     event_log_max_bytes: int = Field(200 * 1024**3, gt=0, alias="HELPDESK_EVENT_LOG_MAX_BYTES")
+    # ---- access: broker user -> what it may publish (shared.trust; README "Broker users") ----
+    broker_users: str = Field(DEFAULT_USERS, alias="HELPDESK_BROKER_USERS")
+    contact_reads_per_minute: int = Field(3000, ge=1, alias="HELPDESK_CONTACT_READS_PER_MINUTE")
+    # /docs, /redoc and /openapi.json (off by default; Swagger UI then from the package, no CDN)
+    docs: bool = Field(False, alias="HELPDESK_DOCS")
+    # /metrics per agent (agent ids as label values); off: summed per department
+    metrics_agent_labels: bool = Field(False, alias="HELPDESK_METRICS_AGENT_LABELS")
 
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.helpdesk_tz)
+
+    @property
+    def bootstraps(self) -> bool:
+        """Whether the service creates its database, role and schema itself on start."""
+        return (not self.db_url) if self.db_bootstrap is None else self.db_bootstrap
 
     @cached_property
     def ticket_quotas(self) -> Quotas:
@@ -98,6 +117,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _keys_parse(self) -> Settings:
         parse_api_keys(self.api_keys)  # a bad entry refuses the start, naming it
+        parse_users(self.broker_users)
         return self
 
     @cached_property
@@ -111,5 +131,8 @@ class Settings(BaseSettings):
         return {key: p.name for key, p in self.api_principals.items()}
 
     def key_with_role(self, role: str) -> str:
-        """The first configured key that may act as ``role`` ("" when none): a service's own key."""
-        return next((k for k, p in self.api_principals.items() if p.has(role)), "")
+        """A service's own key for ``role``: the first that holds it, else the first that may act as it
+        (``admin``); "" when none."""
+        keys = self.api_principals
+        return next((k for k, p in keys.items() if role in p.roles), "") or next(
+            (k for k, p in keys.items() if p.has(role)), "")

@@ -16,7 +16,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from shared.broker_users import trust_mapping
 from shared.settings import Settings
+from shared.trust import DEFAULT_USERS
 from tests import support
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -47,6 +49,10 @@ def run_env() -> dict[str, str]:
                                         "sup:sup-secret:supervisor", "notify:notify-secret:contacts",
                                         "analyst:analyst-secret:analyst"]),
         "HELPDESK_DELIVERY_LIMIT": "3",
+        # the suite reads /openapi.json (off by default: tests/security checks that)
+        "HELPDESK_DOCS": "true",
+        # the broker users tests/security creates (t<run>-helpdesk-intake, t<run>-gw-wechat ...) are believed too
+        "HELPDESK_BROKER_USERS": DEFAULT_USERS + "," + trust_mapping(f"t{RUN_ID}-"),
         # many services and replicas share one Postgres in the suite: keep each pool small
         "HELPDESK_DB_POOL_MAX": "5",
     }

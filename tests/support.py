@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 
 from shared.envelope import CloudEvent
+from shared.trust import url_user
 
 ADMIN_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -111,6 +112,7 @@ class Publisher:
             self._ex[exchange] = await self.channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
         raw = body if isinstance(body, bytes) else orjson.dumps(body)
         props.setdefault("content_type", "application/json")
+        props.setdefault("user_id", url_user(self.url))  # consumers act only on a named publisher
         await self._ex[exchange].publish(
             aio_pika.Message(raw, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **props), routing_key=routing_key
         )

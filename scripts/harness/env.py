@@ -31,6 +31,7 @@ async def environment(prefix: str = "bench") -> AsyncIterator[dict[str, str]]:
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{name}",
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
         "HELPDESK_API_KEYS": "bench:bench-secret:admin",
+        "HELPDESK_CONTACT_READS_PER_MINUTE": "100000000",
         "HELPDESK_LOG_LEVEL": "WARNING",
     }
     try:

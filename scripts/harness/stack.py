@@ -31,6 +31,7 @@ import orjson
 from shared import topology
 from shared.run import ORDER, available
 from shared.settings import Settings
+from shared.trust import url_user
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ORDER
@@ -371,7 +372,8 @@ class IntakePublisher:
                 try:
                     await asyncio.wait_for(self.ex[exchange].publish(
                         aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                         content_type="application/json", message_id=message_id),
+                                         content_type="application/json", message_id=message_id,
+                                         user_id=url_user(self.url)),
                         routing_key=key), 15)
                     return
                 except Exception:

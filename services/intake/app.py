@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.intake import api, handlers, privacy, progress, progress_api, records, records_api, store, usecases
+from shared import openapi
 from shared.consumer import subscribe
 from shared.events import (
     CustomerErased, TicketClosed, TicketCreated, TicketDetermined, TicketDiagnosed, TicketEscalationRequested,
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None, *, progress_opts: progress.Prog
     app.include_router(api.router)
     app.include_router(api.contacts_router)
     app.include_router(api.customers)
+    openapi.extend(app, api.document)
+    openapi.extend(app, api.document_pages)
     # The customer's progress page: a router of its own (no API key; the token is the credential), so an
     # ingress can expose /t/ alone.
     app.state.progress = progress_opts or progress.ProgressSettings()

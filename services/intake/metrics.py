@@ -32,3 +32,7 @@ def set_open(rows: Iterable[Mapping[str, Any]]) -> None:
 for _priority in ("P1", "P2", "P3", "P4", "none"):  # series exist from the start (increase() needs it)
     for _fc in ("true", "false"):
         RESOLVED.labels(_priority, _fc)
+
+# access: unmasked contact reads per API key (names from HELPDESK_API_KEYS: a bounded set)
+CONTACT_READS = Counter("helpdesk_intake_contact_reads_total", "Unmasked contact reads by caller and outcome",
+                        ["caller", "outcome"])

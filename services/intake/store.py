@@ -151,6 +151,30 @@ async def open_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
+# --- access: the audit of unmasked contact reads and their per-key rate limit
+
+async def count_contact_read(conn: asyncpg.Connection, *, caller: str, reads: int = 1) -> int:
+    """Count ``reads`` reads in ``caller``'s current one-minute window; returns the window's reads so far
+    (older windows are dropped as they pass)."""
+    await conn.execute(f"DELETE FROM {S}.contact_rate WHERE caller = $1 AND window_start < date_trunc('minute', now())",
+                       caller)
+    return await conn.fetchval(
+        f"INSERT INTO {S}.contact_rate AS r (caller, window_start, reads) VALUES ($1, date_trunc('minute', now()), $2)"
+        " ON CONFLICT (caller, window_start) DO UPDATE SET reads = r.reads + EXCLUDED.reads RETURNING reads",
+        caller, reads,
+    )
+
+
+async def record_contact_reads(conn: asyncpg.Connection, *, caller: str, ticket_nos: list[str]) -> None:
+    await conn.execute(f"INSERT INTO {S}.contact_reads (caller, ticket_no) SELECT $1, unnest($2::text[])",
+                       caller, ticket_nos)
+
+
+async def contact_reads(conn: asyncpg.Connection, *, ticket_no: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT caller, ticket_no, read_at FROM {S}.contact_reads WHERE ticket_no = $1 ORDER BY id", ticket_no)
+
+
 # ---- personal data (privacy): quotas, erasure, export, retention ----
 
 async def use_quota(conn: asyncpg.Connection, *, caller: str, window_start: datetime) -> int:

@@ -178,21 +178,34 @@ async def view(pool: asyncpg.Pool, *, ticket_no: str, created_by: str | None = N
     }
 
 
-async def contact(pool: asyncpg.Pool, *, ticket_no: str) -> dict[str, Any]:
-    """The customer's unmasked contact details (for the notification service only)."""
-    found = await contacts(pool, ticket_nos=[ticket_no])
+async def contact(pool: asyncpg.Pool, *, ticket_no: str, caller: str, per_minute: int) -> dict[str, Any]:
+    """The customer's unmasked contact details (for the notification service only), audited and
+    rate-limited as :func:`contacts`."""
+    found = await contacts(pool, ticket_nos=[ticket_no], caller=caller, per_minute=per_minute)
     if ticket_no not in found:
         raise NotFound("ticket_no", f"no ticket {ticket_no}")
     return found[ticket_no]
 
 
-async def contacts(pool: asyncpg.Pool, *, ticket_nos: list[str]) -> dict[str, dict[str, Any]]:
-    """The unmasked contacts of many tickets in one query (unknown tickets are left out)."""
-    async with pool.acquire() as conn:
+async def contacts(pool: asyncpg.Pool, *, ticket_nos: list[str], caller: str, per_minute: int
+                   ) -> dict[str, dict[str, Any]]:
+    """The unmasked contacts of many tickets in one query (unknown tickets are left out). Every ticket
+    read is recorded (caller, ticket, time) and counted; over ``per_minute`` ticket reads a minute a key
+    gets 429 (a batch counts each of its tickets)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await store.count_contact_read(conn, caller=caller, reads=len(ticket_nos)) > per_minute:
+            metrics.CONTACT_READS.labels(caller, "limited").inc()
+            raise TooManyRequests("X-API-Key", f"more than {per_minute} contact reads a minute for {caller!r}")
         rows = await store.get_many(conn, ticket_nos=ticket_nos)
+        await store.record_contact_reads(conn, caller=caller, ticket_nos=[t["ticket_no"] for t in rows])
+    metrics.CONTACT_READS.labels(caller, "read").inc(len(rows))  # committed: an HTTP read is never in a batch
     return {t["ticket_no"]: {"ticket_no": t["ticket_no"], "name": t["customer_name"], "phone": t["customer_phone"],
                              "email": t["customer_email"], "language": t["customer_language"],
                              "tier": t["customer_tier"], "channel": t["channel"]} for t in rows}
+
+
+class TooManyRequests(DomainError):
+    status = 429
 
 
 async def refresh_open_gauge(pool: asyncpg.Pool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
+import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -131,17 +132,28 @@ class Robot(_Http):
 
 
 class Smtp:
-    """Plain SMTP (optionally STARTTLS and login) run in a thread: smtplib is blocking."""
+    """SMTP run in a thread (smtplib is blocking): STARTTLS or implicit TLS with the server's
+    certificate verified (``ssl.create_default_context``), and a login only over TLS."""
 
     def __init__(self, name: str, cfg: ChannelConfig) -> None:
         self.name, self.type, self.address, self.cfg = name, cfg.type, cfg.needs, cfg
 
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.cfg.ca_file)
+
     def _send_sync(self, msg: EmailMessage) -> None:
-        with smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout_s) as smtp:
-            if self.cfg.starttls:
-                smtp.starttls()
-            if self.cfg.username:
-                smtp.login(self.cfg.username, self.cfg.password or "")
+        cfg = self.cfg
+        if cfg.ssl:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=self._context())
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
+        with smtp:
+            if cfg.starttls and not cfg.ssl:
+                smtp.starttls(context=self._context())
+            if cfg.username:
+                if not (cfg.ssl or cfg.starttls):  # the config refuses this too; never send a password in clear
+                    raise DeliveryError("SMTP login refused without TLS", permanent=True)
+                smtp.login(cfg.username, cfg.password or "")
             smtp.send_message(msg)
 
     async def send(self, out: Outgoing) -> None:

@@ -54,6 +54,9 @@ class ChannelConfig(Strict):
     host: str = "127.0.0.1"  # smtp
     port: int = 25
     starttls: bool = False
+    # access: implicit TLS (SMTPS, port 465); certificates are always verified (ca_file: a private CA)
+    ssl: bool = False
+    ca_file: str | None = None
     username: str | None = None
     password: str | None = None
     sender: str = "helpdesk@localhost"
@@ -72,6 +75,8 @@ class ChannelConfig(Strict):
             raise ValueError(f"a {self.type} channel needs url")
         if self.type == "webhook" and not self.secret:
             raise ValueError("a webhook channel needs secret (HMAC-SHA256 signing key)")
+        if self.type == "smtp" and self.username and not (self.starttls or self.ssl):
+            raise ValueError("an smtp channel with username logs in only over TLS: set starttls or ssl")
         return self
 
 

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,8 @@ router = APIRouter(tags=["review"])
 Reader = Annotated[Principal, Depends(require("analyst", "supervisor"))]
 Writer = Annotated[Principal, Depends(require("supervisor"))]
 Status = Literal["open", "in_progress", "done", "cancelled"]
+Reader = Annotated[Principal, Depends(require("analyst", "supervisor"))]
+Supervisor = Annotated[Principal, Depends(require("supervisor"))]
 
 
 def _rt(request: Request) -> Any:

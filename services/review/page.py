@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.review import export, periods, reports
 from shared.auth import Forbidden, Principal, authenticate
+from shared.openapi import errors
 
 router = APIRouter(tags=["review"])
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
@@ -43,7 +44,8 @@ def arrow(change: float | None) -> str:
     return "" if change is None or change == 0 else ("↑" if change > 0 else "↓")
 
 
-@router.get("/reviews/{period}", response_class=HTMLResponse, summary="The review as a page (zh-CN, en)")
+@router.get("/reviews/{period}", response_class=HTMLResponse, summary="The review as a page (zh-CN, en)",
+            responses=errors(401, 403, 422))
 async def review_page(request: Request, period: str, who: Annotated[Principal, Depends(_who)],
                       lang: Annotated[str, Query(pattern="^(zh-CN|en)$")] = "zh-CN",
                       key: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:

@@ -22,6 +22,7 @@ import asyncpg
 
 from services.review import usecases
 from services.review.domain import BusinessTime
+from shared import trust
 from shared.envelope import CONTENT_TYPE, CloudEvent
 from shared.errors import DomainError
 from shared.settings import Settings
@@ -82,6 +83,7 @@ async def replay(settings: Settings, pool: asyncpg.Pool, business: BusinessTime 
     acked after its commit."""
     stats = ReplayStats()
     started = time.perf_counter()
+    policy = trust.Trust(trust.users_for(settings), publisher=trust.url_user(settings.amqp_url))
     batches: asyncio.Queue[tuple[list[usecases.Incoming], Any] | None] = asyncio.Queue(maxsize=2)
 
     async def writer() -> None:
@@ -102,7 +104,10 @@ async def replay(settings: Settings, pool: asyncpg.Pool, business: BusinessTime 
         pending: list[usecases.Incoming] = []
         async with queue.iterator(arguments={"x-stream-offset": "first"}) as messages:
             async for msg in messages:
-                item = _read(msg.body, stats)
+                stats.read += 1
+                # access: only what the source's own broker user published (shared.trust), as live
+                refused = policy.refusal(EVENTS.name, msg.routing_key or "", msg.user_id, msg.body)
+                item = None if refused and msg.message_id != marker else _read(msg.body, stats)
                 done = isinstance(item, CloudEvent) and item.id == marker
                 if isinstance(item, usecases.Incoming):
                     pending.append(item)

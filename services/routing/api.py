@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.routing.usecases import roster
-from services.routing.config import AgentSpec, RuleSet
+from services.routing.config import AgentSpec, Capacity, RuleSet
 from shared.auth import Principal, require
 from shared.errors import DomainError
 from shared.runtime import Runtime
@@ -34,9 +34,13 @@ class RosterBody(BaseModel):
 
 
 class AgentPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    available: bool | None = None
-    capacity: int | None = Field(None, ge=0, le=1000)
+    # the document says what patch_agent enforces: available and/or capacity, not null
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["available"], "properties": {"available": {"type": "boolean"}}},
+        {"required": ["capacity"], "properties": {"capacity": {"type": "integer"}}},
+    ]})
+    available: StrictBool | None = None  # strict: 0 is not false, false is not a capacity
+    capacity: Capacity | None = None
 
 
 @router.get("/roster", summary="Departments (with queue lengths) and agents (capacity, availability, load)")
@@ -81,3 +85,10 @@ async def get_rules(request: Request, who: Reader) -> dict[str, Any]:
             "rules": [r.name for r in rules.rules],
             "departments": {k: v.model_dump() for k, v in rules.departments.items()},
             "escalation": rules.escalation.model_dump()}
+
+
+def document(doc: dict[str, Any], rules: RuleSet) -> None:
+    """The roster's ``department`` is one of the running rule set's departments (PUT refuses others)."""
+    spec = doc.get("components", {}).get("schemas", {}).get("AgentSpec")
+    if spec:
+        spec["properties"]["department"]["enum"] = sorted(rules.departments)

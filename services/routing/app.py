@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.routing import api, config, handlers, metrics
 from services.routing.usecases import roster
+from shared import openapi
 from shared.consumer import subscribe
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -47,7 +48,7 @@ def build_runtime(settings: Settings | None = None,
     async def gauges(r: Runtime) -> None:
         backlog, agent_rows, departments = await roster.refresh_gauges(r.pool)
         metrics.set_backlog(backlog, departments)
-        metrics.set_agents(agent_rows)
+        metrics.set_agents(agent_rows, per_agent=r.settings.metrics_agent_labels)
 
     rt.on_start.insert(0, sync)
     rt.metrics_hooks.append(gauges)
@@ -61,4 +62,5 @@ def create_app(settings: Settings | None = None, routing: config.RoutingSettings
     app.state.rules = rules
     app.state.rules_source = routing.rules_file
     app.include_router(api.router)
+    openapi.extend(app, lambda doc: api.document(doc, rules))
     return app

@@ -11,9 +11,9 @@ import hashlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.events import CATEGORIES, Category
@@ -187,14 +187,24 @@ def rules_problems(rules: RuleSet) -> list[tuple[tuple[Any, ...], str]]:
     return problems
 
 
+def _a_number(value: object) -> object:
+    """JSON's integers (``3``, ``3.0``); neither ``true`` nor ``"3"`` (pydantic would take them as 1 and 3)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+Capacity = Annotated[int, Field(ge=0, le=1000), BeforeValidator(_a_number)]
+
+
 class AgentSpec(Strict):
     """An agent on the roster (file or ``PUT /v1/roster``)."""
 
     id: str = Name
     name: str | None = Field(None, max_length=100)
     department: str = Field(min_length=1, max_length=100)
-    capacity: int = Field(ge=0, le=1000)
-    available: bool = True
+    capacity: Capacity
+    available: StrictBool = True
     lead: str | None = Field(None, max_length=100)
 
 

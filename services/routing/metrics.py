@@ -69,9 +69,24 @@ def set_backlog(rows: Iterable[Mapping[str, Any]], departments: Iterable[str]) -
         BACKLOG.labels(r["department"], r["state"]).set(r["n"])
 
 
-def set_agents(rows: Iterable[Mapping[str, Any]]) -> None:
+ALL_AGENTS = "all"  # the agent label when agent ids are not exported (HELPDESK_METRICS_AGENT_LABELS unset)
+
+
+def set_agents(rows: Iterable[Mapping[str, Any]], *, per_agent: bool = False) -> None:
+    """Load and capacity per agent with ``per_agent`` (agent ids become label values), else summed per
+    department under ``agent="all"``: /metrics then names no one."""
     AGENT_LOAD.clear()
     AGENT_CAPACITY.clear()
+    sums: dict[str, list[int]] = {}
     for r in rows:
-        AGENT_LOAD.labels(r["id"], r["department"]).set(r["load"])
-        AGENT_CAPACITY.labels(r["id"], r["department"]).set(r["capacity"] if r["available"] else 0)
+        capacity = r["capacity"] if r["available"] else 0
+        if per_agent:
+            AGENT_LOAD.labels(r["id"], r["department"]).set(r["load"])
+            AGENT_CAPACITY.labels(r["id"], r["department"]).set(capacity)
+        else:
+            total = sums.setdefault(r["department"], [0, 0])
+            total[0] += r["load"]
+            total[1] += capacity
+    for department, (load, capacity) in sums.items():
+        AGENT_LOAD.labels(ALL_AGENTS, department).set(load)
+        AGENT_CAPACITY.labels(ALL_AGENTS, department).set(capacity)

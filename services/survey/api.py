@@ -18,6 +18,7 @@ from services.survey.domain import SurveyAnswer
 from shared.auth import Principal, require
 from shared.errors import DomainError
 from shared.http import error_body
+from shared.openapi import REF, error
 from shared.messages import TICKET_NO_PATTERN
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -30,7 +31,33 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+# The customers' pages on a router of their own (an ingress exposes only these: deploy/k8s/ingress.yaml);
+# the staff read on ``router`` (API key).
+pages = APIRouter(tags=["customer pages"])
 router = APIRouter(tags=["survey"])
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _html_or_json(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}},
+                                                    "application/json": {"schema": REF}}}
+
+
+CLOSED = {404: _html("Unknown link"), 409: _html("Already answered"), 410: _html("Expired or withdrawn")}
+FORM_FIELDS = {
+    "type": "object",
+    "properties": {"resolved": {"type": "string", "enum": ["yes", "no"]},
+                   **{k: {"type": "string", "enum": ["1", "2", "3", "4", "5"]}
+                      for k in ("speed", "attitude", "overall")},
+                   "comment": {"type": "string", "maxLength": 2000}},
+}
+ANSWER_BODY = {"required": True, "content": {
+    "application/json": {"schema": SurveyAnswer.model_json_schema(ref_template="#/components/schemas/{model}")},
+    "application/x-www-form-urlencoded": {"schema": FORM_FIELDS},
+}}
 
 
 class UnsupportedMedia(DomainError):
@@ -50,7 +77,8 @@ def _closed(state: str, lang: str) -> HTMLResponse:
     return HTMLResponse(page.render_closed(lang=lang, state=state), status_code=STATUS[state], headers=PAGE_HEADERS)
 
 
-@router.get("/s/{token}", response_class=HTMLResponse, summary="The survey page (or why the link is closed)")
+@pages.get("/s/{token}", response_class=HTMLResponse, summary="The survey page (or why the link is closed)",
+           responses={200: _html("The questions"), **CLOSED})
 async def show(request: Request, token: str, lang: str | None = None) -> HTMLResponse:
     """200 with the questions; 409 answered, 410 expired or withdrawn, 404 unknown — each a clear page."""
     row = await _find(request, token)
@@ -61,8 +89,12 @@ async def show(request: Request, token: str, lang: str | None = None) -> HTMLRes
     return HTMLResponse(page.render_form(lang=lang, ticket_no=row["ticket_no"]), headers=PAGE_HEADERS)
 
 
-@router.post("/s/{token}", summary="Answer the survey (JSON body of the contract, or the page's form)",
-             status_code=201, responses={303: {"description": "form answered: to the thank-you page"}})
+@pages.post("/s/{token}", summary="Answer the survey (JSON body of the contract, or the page's form)",
+            status_code=201, openapi_extra={"requestBody": ANSWER_BODY}, responses={
+                201: {"description": "Answered (JSON)"}, 303: {"description": "Form answered: to the thank-you page"},
+                404: _html_or_json("Unknown link"), 409: _html_or_json("Already answered"),
+                410: _html_or_json("Expired or withdrawn"), 413: error(413), 415: error(415),
+                422: _html_or_json("Invalid answer: the field is named (the form is shown again)")})
 async def submit(request: Request, token: str, lang: str | None = None) -> Response:
     """JSON ``{"resolved": bool, "speed": 1-5, "attitude": 1-5, "overall": 1-5, "comment": str}``:
     201, or 422 naming the field, 409 when already answered, 410 expired/withdrawn, 404 unknown.
@@ -125,7 +157,8 @@ async def _answer_form(request: Request, token: str, raw: bytes, lang_override: 
     return RedirectResponse(f"{token}/thanks{query}", status_code=303)
 
 
-@router.get("/s/{token}/thanks", response_class=HTMLResponse, summary="The thank-you page after answering")
+@pages.get("/s/{token}/thanks", response_class=HTMLResponse, summary="The thank-you page after answering",
+           responses={200: _html("Thank you"), 303: {"description": "Not answered: back to the survey page"}})
 async def thanks(request: Request, token: str, lang: str | None = None) -> Response:
     row = await _find(request, token)
     if row is None or row["status"] != "answered":

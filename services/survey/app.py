@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, config: SurveyConfig | None = N
     rt, policy = build_runtime(settings, config)
     app = rt.fastapi(title="helpdesk survey", description=DESCRIPTION)
     app.state.policy = policy
+    app.include_router(api.pages)
     app.include_router(api.router)
     app.include_router(customer_export(privacy.export_customer))
     return app

@@ -104,7 +104,7 @@ def test_k8s_deployments_have_replicas_probes_and_scrape_annotations(manifests: 
             assert container[probe]["httpGet"]["path"] == "/healthz"
         assert "livenessProbe" in container
         refs = {next(iter(r.values()))["name"] for r in container["envFrom"]}
-        assert refs == {"helpdesk-config", "helpdesk-secrets"}
+        assert refs == {"helpdesk-config", f"helpdesk-{name}"}  # one secret each (its own user and role)
 
 
 def test_k8s_services_and_monitoring_agree_on_labels(manifests: list[dict[str, Any]]) -> None:

@@ -209,5 +209,6 @@ async def test_docs_healthz_and_gauges(routing):
     assert {"/v1/roster", "/v1/agents/{agent_id}", "/v1/queue", "/v1/assignments/{ticket_no}"} <= set(paths)
     await slate(routing, TECH)
     text = (await routing.client.get("/metrics")).text
-    assert 'helpdesk_routing_agent_load{agent="t-a",department="technical"} 0.0' in text
+    assert 'helpdesk_routing_agent_load{agent="all",department="technical"} 0.0' in text  # no agent ids
+    assert 'agent="t-a"' not in text
     assert 'helpdesk_routing_unassigned_backlog{department="technical",state="queued"} 0.0' in text
