@@ -20,6 +20,7 @@ TABLE: dict[tuple[str, str, str], set[str] | None] = {
     ("intake", "POST", "/v1/tickets"): {"channel"},
     ("intake", "GET", "/v1/tickets/{ticket_no}"): {"channel", "agent", "analyst"},
     ("intake", "GET", "/v1/tickets/{ticket_no}/contact"): {"contacts"},
+    ("intake", "POST", "/v1/contacts:lookup"): {"contacts"},  # a batch of deliveries (notification)
     ("routing", "GET", "/v1/roster"): READ,
     ("routing", "PUT", "/v1/roster"): SUPERVISOR,
     ("routing", "GET", "/v1/agents/{agent_id}"): READ,

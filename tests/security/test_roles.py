@@ -40,6 +40,7 @@ def request_for(key: tuple[str, str, str], ticket_no: str) -> tuple[str, dict[st
         ("intake", "POST", "/v1/tickets"): ("/v1/tickets", {"json": _ticket()}, 201),
         ("intake", "GET", "/v1/tickets/{ticket_no}"): (f"/v1/tickets/{ticket_no}", {}, 200),
         ("intake", "GET", "/v1/tickets/{ticket_no}/contact"): (f"/v1/tickets/{ticket_no}/contact", {}, 200),
+        ("intake", "POST", "/v1/contacts:lookup"): ("/v1/contacts:lookup", {"json": {"ticket_nos": [ticket_no]}}, 200),
         ("routing", "GET", "/v1/roster"): ("/v1/roster", {}, 200),
         ("routing", "PUT", "/v1/roster"): ("/v1/roster", {"json": {}}, 422),
         ("routing", "GET", "/v1/agents/{agent_id}"): ("/v1/agents/nobody-here", {}, 404),
