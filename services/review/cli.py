@@ -18,7 +18,7 @@ SERVICE = "review"
 
 
 async def _pool(settings: Settings):
-    if settings.db_bootstrap:
+    if settings.bootstraps:
         await db.bootstrap(settings, SERVICE)
     pool = await db.create_pool(settings, SERVICE, max_size=4)
     async with pool.acquire() as conn:
