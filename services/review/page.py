@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from services.review import export, periods, reports
+from services.review import export, names, periods, reports
 from shared.auth import Forbidden, Principal, authenticate
 from shared.openapi import errors
 
@@ -56,7 +56,7 @@ async def review_page(request: Request, period: str, who: Annotated[Principal, D
     acts: dict[str, list[dict[str, Any]]] = {}
     for a in body.get("actions") or []:
         acts.setdefault(a["metric"], []).append(a)
-    rows = [{"metric": m, "value": v, "previous": pv, "change": ch, "arrow": arrow(ch), "actions": acts.get(m, []),
+    rows = [{"metric": m, "label": names.name(m, lang), "value": v, "previous": pv, "change": ch, "arrow": arrow(ch), "actions": acts.get(m, []),
              "href": f"/v1/reviews/{p.name}/tickets?metric={m}"} for m, v, pv, ch in export.figure_rows(body["metrics"])]
     charts = {"trend": body["trend"],
               "categories": {k: v["value"] for k, v in body["metrics"]["categories"].items()},
