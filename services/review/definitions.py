@@ -52,6 +52,12 @@ DEFINITIONS: dict[str, str] = {
     "complaints": "The period's complaints (see repeat_complaint_rate).",
     "surveys_sent": "Surveys sent for the period's tickets (see survey_response_rate).",
     "surveys_answered": "Surveys answered for the period's tickets.",
+    "next_update_breaches": "Regular-update (next_update) clock cycles breached for the period's tickets: each "
+                            "distinct sla.breached with metric next_update counts once (the clock restarts with "
+                            "every customer-visible reply or progress note, so a ticket may have many).",
+    "next_update_compliance": "Share of the period's tickets' next_update cycles that ended met: sla.met / "
+                              "(sla.met + sla.breached) with metric next_update, each distinct event once; null "
+                              "when there are none.",
     "breakdowns": "Per channel, category, priority, department (latest ticket.routed) and agent (the actor of the "
                   "first ticket.resolved, else the latest assignee): tickets, mean first response, mean resolution, "
                   "FCR rate, each defined as above within the group.",

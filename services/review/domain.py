@@ -162,8 +162,9 @@ def _escalated(s: State, d: dict[str, Any], k: str) -> None:
 def _clock(metric: str, d: dict[str, Any]) -> str:
     """The state key of an SLA clock: its metric; a records ``step`` clock is keyed by the step it names
     (``step:diagnose``), so two steps' clocks never mix. Only ``first_response`` and ``resolution`` count
-    in the compliance figures; the others (revisit, step:*, customer's eta / next_update) are kept in the
-    state under their own keys and touch no other column."""
+    in the compliance figures; ``next_update`` (a clock that runs many cycles per ticket) gives only the
+    cycle counters ``nu_met`` / ``nu_breached``; the others (revisit, step:*, customer's eta) are kept in
+    the state under their own keys and touch no other column."""
     step = d.get("step")
     return f"step:{step}" if metric == "step" and isinstance(step, str) and step else metric
 
@@ -267,6 +268,13 @@ def _sla_outcome(clock: dict[str, Any] | None) -> tuple[str | None, float | None
     return ("met" if met else None), business
 
 
+def _cycles(clock: dict[str, Any] | None) -> tuple[int, int]:
+    """(met, breached) cycles of a many-cycle clock (``next_update``): each ``sla.met`` / ``sla.breached``
+    is recorded under its publisher's seq key (event id without one), so a duplicate counts once."""
+    clock = clock or {}
+    return len(clock.get("met") or {}), len(clock.get("breached") or {})
+
+
 def _surveys(surveys: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
     """(sent, answered, satisfied): a survey withdrawn unanswered (reopen) was never really sent."""
     sent = answered = satisfied = 0
@@ -303,6 +311,7 @@ def derive(state: State, business: BusinessTime | None = None) -> dict[str, Any]
     res_sla, res_bs = _sla_outcome(sla.get("resolution"))
     started = (sla.get("resolution") or {}).get("started") or (sla.get("first_response") or {}).get("started") or {}
     calendar = started.get("calendar")
+    nu_met, nu_breached = _cycles(sla.get("next_update"))
     sent, answered, satisfied = _surveys(state.get("surveys") or {})
     category = routed.get("category")
     return {
@@ -324,7 +333,7 @@ def derive(state: State, business: BusinessTime | None = None) -> dict[str, Any]
         "fr_bus_us": _business(business, calendar, received, responded),
         "res_bus_us": _business(business, calendar, received, resolved),
         "fr_sla": fr_sla, "res_sla": res_sla, "fr_sla_business_s": fr_bs, "res_sla_business_s": res_bs,
-        "sla_calendar": calendar,
+        "sla_calendar": calendar, "nu_met": nu_met, "nu_breached": nu_breached,
         "surveys_sent": sent, "surveys_answered": answered, "surveys_satisfied": satisfied,
         "resolved_ats": sorted(_dt(r["at"]) for r in resolutions.values()),
         "reopened_ats": sorted(_dt(a) for a in (state.get("reopens") or {}).values()),

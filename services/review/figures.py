@@ -113,6 +113,8 @@ def values(s: dict[str, Any]) -> dict[str, Any]:
     v.update({"escalation_rate": share(s["escalated"], s["tickets"]), "backlog_end": s["backlog"],
               "resolved": s["resolved"], "complaints": s["complaints"], "surveys_sent": s["sent"],
               "surveys_answered": s["answered"]})
+    v.update({"next_update_breaches": s["nu_breached"],
+              "next_update_compliance": share(s["nu_met"], s["nu_met"] + s["nu_breached"])})
     return v
 
 

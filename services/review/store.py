@@ -19,7 +19,7 @@ COLUMNS = (
     "first_resolved_at", "final_resolved_at", "closed_at", "first_outcome", "first_contact", "reopen_count",
     "escalations", "fr_us", "res_us", "fr_bus_us", "res_bus_us", "fr_sla", "res_sla", "fr_sla_business_s",
     "res_sla_business_s", "sla_calendar", "surveys_sent", "surveys_answered", "surveys_satisfied", "resolved_ats",
-    "reopened_ats",
+    "reopened_ats", "nu_met", "nu_breached",
 )
 
 
@@ -106,7 +106,8 @@ SELECT count(*) AS tickets, {_dur('fr_us')}, {_dur('res_us')}, {_dur('fr_bus_us'
        count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND reopen_count > 0) AS reopened,
        coalesce(sum(surveys_sent), 0) AS sent, coalesce(sum(surveys_answered), 0) AS answered,
        coalesce(sum(surveys_satisfied), 0) AS satisfied,
-       count(*) FILTER (WHERE escalations > 0) AS escalated, count(*) FILTER (WHERE complaint) AS complaints
+       count(*) FILTER (WHERE escalations > 0) AS escalated, count(*) FILTER (WHERE complaint) AS complaints,
+       coalesce(sum(nu_met), 0) AS nu_met, coalesce(sum(nu_breached), 0) AS nu_breached
 FROM {S}.facts WHERE {_IN}"""
 
 DIMENSIONS = ("channel", "category", "priority", "department", "agent")
@@ -194,7 +195,8 @@ def _label(value: Any) -> str:
 async def _main_part(conn: asyncpg.Connection, start: datetime, end: datetime, _: datetime) -> dict[str, Any]:
     main = await conn.fetchrow(_MAIN, start, end)
     stats: dict[str, Any] = {k: int(main[k]) for k in ("tickets", "resolved", "fcr", "reopened", "sent", "answered",
-                                                        "satisfied", "escalated", "complaints")}
+                                                        "satisfied", "escalated", "complaints", "nu_met",
+                                                        "nu_breached")}
     stats.update({"fr": _d(main, "fr_us"), "res": _d(main, "res_us"), "fr_bus": _d(main, "fr_bus_us"),
                   "res_bus": _d(main, "res_bus_us")})
     return stats
@@ -352,6 +354,8 @@ POPULATIONS: dict[str, tuple[str, str, str]] = {
     "complaints": ("complaint", "TRUE", "NULL"),
     "surveys_sent": ("surveys_sent > 0", "TRUE", "surveys_sent"),
     "surveys_answered": ("surveys_answered > 0", "TRUE", "surveys_answered"),
+    "next_update_breaches": ("nu_breached > 0", "TRUE", "nu_breached"),
+    "next_update_compliance": ("nu_met + nu_breached > 0", "nu_breached = 0", "nu_breached"),
 }
 
 

@@ -45,7 +45,8 @@ def tickets(events: list[CloudEvent]) -> dict[str, dict[str, Any]]:
     for no, evs in by.items():
         evs.sort(key=lambda e: e.data["seq"])
         t: dict[str, Any] = {"ticket_no": no, "resolutions": [], "reopens": 0, "surveys": defaultdict(dict),
-                             "fr": set(), "esc": 0, "category": None, "priority": None}
+                             "fr": set(), "esc": 0, "category": None, "priority": None,
+                             "next_update": {"sla.met": 0, "sla.breached": 0}}
         for e in evs:
             d = e.data
             if e.type == "ticket.created":
@@ -63,6 +64,8 @@ def tickets(events: list[CloudEvent]) -> dict[str, dict[str, Any]]:
                 t["esc"] += 1
             elif e.type in ("sla.met", "sla.breached") and d["metric"] == "first_response":
                 t["fr"].add(e.type)
+            elif e.type in ("sla.met", "sla.breached") and d["metric"] == "next_update":
+                t["next_update"][e.type] += 1  # every cycle ends once: each distinct event is one cycle
             elif e.type in ("survey.sent", "survey.completed", "survey.cancelled"):
                 t["surveys"][d["survey_id"]][e.type] = d.get("overall")
         if "received" in t:
@@ -127,6 +130,10 @@ def figures(all_tickets: dict[str, dict[str, Any]], start: datetime, end: dateti
         "repeat_complaint_rate": _share(len(repeats), len(complaints)),
         "first_response_compliance": compliance,
         "categories": dict(cats),
+        "next_update_breaches": sum(t["next_update"]["sla.breached"] for t in ts),
+        "next_update_compliance": _share(sum(t["next_update"]["sla.met"] for t in ts),
+                                         sum(t["next_update"]["sla.met"] + t["next_update"]["sla.breached"]
+                                             for t in ts)),
     }
 
 
@@ -135,7 +142,7 @@ def _out(key: str, v: Any) -> Any:
         return None
     if key.endswith("_s"):
         return _s(v)
-    if key in ("tickets", "categories"):
+    if key in ("tickets", "categories", "next_update_breaches"):
         return int(v)
     return _r(v)
 

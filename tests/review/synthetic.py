@@ -94,9 +94,11 @@ def month_of_tickets(y: int, m: int, *, key_prefix: str) -> list[Ticket]:
     k1, k2 = f"{key_prefix}-cust-a", f"{key_prefix}-cust-b"
     return [
         Ticket(local(y, m, 3, 9, 0), channel="phone", customer_key=k1).routed("fault", "P1")
-        .responded(10).resolved(120, first_contact=True).sla("first_response", "met", 15, 600).survey(5),
+        .responded(10).resolved(120, first_contact=True).sla("first_response", "met", 15, 600).survey(5)
+        .sla("next_update", "met", 40).sla("next_update", "met", 100),
         Ticket(local(y, m, 4, 14, 30), channel="web", customer_key=k2).routed("fault", "P2")
-        .responded(300).resolved(1500, first_contact=False).sla("first_response", "breached", 240).survey(2),
+        .responded(300).resolved(1500, first_contact=False).sla("first_response", "breached", 240).survey(2)
+        .sla("next_update", "breached", 420).sla("next_update", "met", 900).sla("next_update", "breached", 1400),
         Ticket(local(y, m, 5, 8, 0), channel="wechat", customer_key=k1, complaint={"type": "attitude"})
         .routed("complaint", "P2").responded(45).escalated().resolved(600, first_contact=False)
         .sla("first_response", "met", 240, 2700).reopened(700).resolved(900, first_contact=False).survey(4),

@@ -30,7 +30,8 @@ PHONE = f"137{random.SystemRandom().randrange(10**8):08d}"
 WAIT = 90  # generous: the suite runs on a loaded 2-core machine (waiting is not a timed assertion)
 CONTRACT_KEYS = ("tickets", "first_response_avg_s", "first_response_median_s", "resolution_avg_s",
                  "resolution_median_s", "fcr_rate", "csat", "survey_response_rate", "reopen_rate",
-                 "repeat_complaint_rate", "first_response_compliance", "categories")
+                 "repeat_complaint_rate", "first_response_compliance", "categories", "next_update_breaches",
+                 "next_update_compliance")
 
 
 def bounds(period: str) -> tuple[datetime, datetime]:
@@ -150,6 +151,7 @@ async def test_every_contract_figure_equals_the_events(scenario, review):
     for key in CONTRACT_KEYS[:10]:
         assert want[key]["value"] is not None and want[key]["previous"] is not None, key
     assert want["tickets"]["value"] == 11 and want["repeat_complaint_rate"]["value"] > 0
+    assert want["next_update_breaches"]["value"] >= 2 and 0 < want["next_update_compliance"]["value"] < 1
     assert all(k in body["definitions"] for k in CONTRACT_KEYS)
 
 

@@ -175,7 +175,8 @@ def test_events_about_no_ticket_are_ignored_and_ticket_events_without_one_refuse
 
 def test_revisit_step_and_customer_clocks_count_in_no_compliance_figure():
     """records' revisit / step clocks and customer's eta / next_update clocks are kept under their own
-    keys (a step by its name) and change neither compliance, nor the calendar, in any arrival order."""
+    keys (a step by its name) and change neither compliance, nor the calendar, in any arrival order;
+    next_update changes only its cycle counters (one met, one breached here)."""
     t = month_of_tickets(2026, 11, key_prefix="c")[0]
     base = fold_all(t.events)[t.no]
     at = local(2026, 11, 20).isoformat()
@@ -188,9 +189,13 @@ def test_revisit_step_and_customer_clocks_count_in_no_compliance_figure():
             _ev("sla.breached", 901 + 3 * i, {**common, "breached_at": at}),
             _ev("sla.met", 902 + 3 * i, {**common, "met_at": at, "business_seconds": 1.0}),
         ]
+    want = {**base, "nu_met": base["nu_met"] + 1, "nu_breached": base["nu_breached"] + 1}
     with_others = fold_all(t.events + others)[t.no]
-    assert with_others == base
-    assert fold_all(list(reversed(others)) + t.events)[t.no] == base
+    assert with_others == want
+    assert {k for k in want if want[k] != base[k]} == {"nu_met", "nu_breached"}
+    assert (with_others["fr_sla"], with_others["res_sla"], with_others["sla_calendar"]) == \
+        (base["fr_sla"], base["res_sla"], base["sla_calendar"])
+    assert fold_all(list(reversed(others)) + t.events)[t.no] == want
     state: dict = {}
     for e in others:
         state = domain.fold(state, type=e.type, source=e.source, seq=e.data["seq"], event_id=e.id, data=e.data)
@@ -202,3 +207,35 @@ def _ev(type_: str, seq: int, data: dict):
 
     return CloudEvent(id=f"{type_}-{seq}", source="/helpdesk/sla", type=type_, time=local(2026, 11, 20),
                       data={**data, "seq": seq})
+
+
+def _cycle_events(no: str, outcomes: list[bool]):
+    """A next_update clock restarted len(outcomes) times: each cycle a sla.started and then its ending
+    (True: sla.met, False: sla.breached), seqs ascending, each cycle with its own due_at."""
+    events = []
+    for i, met in enumerate(outcomes):
+        due = local(2026, 11, 20, 9, i).isoformat()
+        common = {"ticket_no": no, "metric": "next_update", "due_at": due}
+        events.append(_ev("sla.started", 2 * i + 1, {**common, "policy": "default:P2", "calendar": "24x7"}))
+        events.append(_ev("sla.met", 2 * i + 2, {**common, "met_at": due, "business_seconds": 60.0}) if met
+                      else _ev("sla.breached", 2 * i + 2, {**common, "breached_at": due}))
+    return events
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.booleans(), max_size=12).flatmap(lambda outcomes: st.tuples(
+    st.just(outcomes), st.permutations(_cycle_events("NU-1", outcomes)),
+    st.lists(st.integers(0, 2 * len(outcomes) - 1), max_size=10) if outcomes else st.just([]),
+    st.booleans())))
+def test_next_update_cycles_are_counted_once_in_any_order(case):
+    """Each distinct sla.met / sla.breached of the next_update clock counts once: duplicates (the same
+    event again, or under a new id with the same seq — a publisher's retry) and any order give the same
+    counters, and the first-response / resolution columns stay untouched."""
+    outcomes, order, copies, retry = case
+    events = list(order)
+    for i in copies:
+        e = order[i]
+        events.insert((i * 7) % (len(events) + 1), e.model_copy(update={"id": f"retry-{e.id}"}) if retry else e)
+    cols = fold_all(events).get("NU-1") or domain.derive({})
+    assert (cols["nu_met"], cols["nu_breached"]) == (sum(outcomes), len(outcomes) - sum(outcomes))
+    assert (cols["fr_sla"], cols["res_sla"], cols["sla_calendar"]) == (None, None, None)
