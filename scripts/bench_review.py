@@ -41,13 +41,15 @@ async def publish(url: str, n: int, start: datetime) -> int:
     from services.review.stream import _declare
     from shared.settings import Settings
     from shared.topology import EVENT_LOG
+    from shared.trust import url_user
 
     conn = await aio_pika.connect(url)
     ch = await conn.channel(publisher_confirms=False)
     await _declare(ch, Settings())
     count = 0
     for lo in range(0, n, 500):
-        msgs = [aio_pika.Message(e.to_bytes(), message_id=e.id) for i in range(lo, min(n, lo + 500))
+        msgs = [aio_pika.Message(e.to_bytes(), message_id=e.id, user_id=url_user(url))  # a named publisher
+                for i in range(lo, min(n, lo + 500))
                 for e in ticket_events(i, start)]
         await asyncio.gather(*(ch.default_exchange.publish(m, routing_key=EVENT_LOG) for m in msgs))
         count += len(msgs)

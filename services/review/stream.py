@@ -102,9 +102,10 @@ async def replay(settings: Settings, pool: asyncpg.Pool, business: BusinessTime 
         queue = await _declare(channel, settings)
         marker = await _mark(channel, unquote(urlsplit(settings.amqp_url).username or "guest"))
         pending: list[usecases.Incoming] = []
+        unsettled = 0  # read since the last hand-over: refused and skipped ones too, so every read is acked
         async with queue.iterator(arguments={"x-stream-offset": "first"}) as messages:
             async for msg in messages:
-                stats.read += 1
+                unsettled += 1
                 # access: only what the source's own broker user published (shared.trust), as live
                 refused = policy.refusal(EVENTS.name, msg.routing_key or "", msg.user_id, msg.body)
                 item = None if refused and msg.message_id != marker else _read(msg.body, stats)
@@ -115,9 +116,9 @@ async def replay(settings: Settings, pool: asyncpg.Pool, business: BusinessTime 
                     stats.skipped += 1
                 if not done and not (isinstance(item, CloudEvent) and item.type == MARKER):
                     stats.read += 1
-                if len(pending) >= batch or done:
+                if unsettled >= batch or done:
                     await _put(batches, task, (pending, msg))
-                    pending = []
+                    pending, unsettled = [], 0
                 if done:
                     break
         await _put(batches, task, None)
