@@ -17,7 +17,8 @@ from shared.auth import parse_api_keys
 from shared.trust import users_for
 
 KNOWN = frozenset({"", "guest", "dev-secret", "test-secret", "bench-secret", "change-me", "changeme", "change-me-too",
-                   "helpdesk", "helpdesk-services", "password", "secret", "admin", "postgres"})
+                   "helpdesk", "helpdesk-services", "password", "secret", "admin", "postgres",
+                   "helpdesk-dev-customer-key"})  # the shipped HELPDESK_CUSTOMER_KEY_SECRET
 MIN_KEY_BYTES = 32
 
 

@@ -29,7 +29,8 @@ def test_production_refuses_every_default_secret_naming_each() -> None:
         create_app(s)
     text = str(err.value)
     for named in ("AMQP_URL: the broker's default user 'guest'", "a default password for 'guest'",
-                  "HELPDESK_DB_URL: not set", "HELPDESK_DB_BOOTSTRAP", "entry 'dev'", "entry 'gw'"):
+                  "HELPDESK_DB_URL: not set", "HELPDESK_DB_BOOTSTRAP", "entry 'dev'", "entry 'gw'",
+                  "HELPDESK_CUSTOMER_KEY_SECRET: a default or empty secret"):
         assert named in text, text
     assert "dev-secret" not in text and "short" not in text.replace("shorter", "")  # names, never keys
 
@@ -89,7 +90,8 @@ async def production_intake(run_env: dict[str, str]):  # noqa: ANN201
     key = secrets.token_urlsafe(32)
     settings = Settings(HELPDESK_ENV="production", AMQP_URL=f"amqp://{user}:{amqp_pw}@127.0.0.1:5672/{vhost}",
                         HELPDESK_DB_URL=own, DATABASE_URL="postgresql://nobody:x@127.0.0.1:1/nowhere",
-                        HELPDESK_API_KEYS=f"ops:{key}:admin", HELPDESK_BROKER_USERS=f"{user}:intake")
+                        HELPDESK_API_KEYS=f"ops:{key}:admin", HELPDESK_BROKER_USERS=f"{user}:intake",
+                        HELPDESK_CUSTOMER_KEY_SECRET=secrets.token_urlsafe(32))
     try:
         async for running in start_service(create_app, settings):
             yield running, key
