@@ -64,7 +64,7 @@ def test_k8s_secrets_jobs_policies_and_the_public_ingress(manifests: list[dict[s
     assert "DATABASE_URL" in secrets["helpdesk-bootstrap"]
     for name in PORTS:
         own = secrets[f"helpdesk-{name}"]
-        assert "DATABASE_URL" not in own
+        assert "DATABASE_URL" not in own and "HELPDESK_CUSTOMER_KEY_SECRET" in own
         amqp, pg = urlsplit(own["AMQP_URL"]), urlsplit(own["HELPDESK_DB_URL"])
         assert amqp.scheme == "amqps" and unquote(amqp.username) == f"helpdesk-{name}" and "cafile=" in amqp.query
         assert pg.username == f"helpdesk_{name}" and "sslmode=verify-full" in pg.query
