@@ -16,6 +16,7 @@ import asyncpg
 
 from services.routing import domain, store
 from services.routing.config import RuleSet
+from services.routing.usecases import metered
 from services.routing.usecases.escalate import NotYetKnown, escalate
 from services.routing.events import Routed
 from services.routing.metrics import Pending
@@ -26,6 +27,7 @@ from shared.unit import Unit, Within
 
 SERVICE = "routing"
 CONSUMER = "tickets"
+
 log = logging.getLogger(__name__)
 
 
@@ -83,11 +85,9 @@ async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, withi
                          service_type=data.service_type,
                          entitlement=data.warranty.entitlement if data.warranty else None)
     d = domain.decide(rules, facts)
-    pending = Pending()
-    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+    async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
-        u.after_commit(pending.apply)
         department = None if d.cross_department else d.department
         state = "queued" if department else "unassigned"
         if not await store.insert_ticket(
@@ -131,11 +131,9 @@ async def _emit_new(u: Unit, no: str, pending: Pending, d: domain.Decision) -> N
 async def release(rt: Runtime, event: CloudEvent, *, within: Within = None) -> None:
     """``ticket.resolved`` / ``ticket.closed``: the assignee's load drops; the freed slot takes the
     department's oldest queued ticket."""
-    pending = Pending()
-    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+    async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
-        u.after_commit(pending.apply)
         t = await _ticket(u, event.ticket_no)
         if t["state"] == "released":
             return
@@ -154,11 +152,9 @@ async def release(rt: Runtime, event: CloudEvent, *, within: Within = None) -> N
 async def reprioritize(rt: Runtime, event: CloudEvent, *, within: Within = None) -> None:
     """``ticket.reprioritized``: the new priority, same owner; announced as ``ticket.routed``."""
     data = TicketReprioritized.model_validate(event.data)
-    pending = Pending()
-    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+    async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
-        u.after_commit(pending.apply)
         t = await _ticket(u, event.ticket_no)
         if t["state"] == "released" or t["priority"] == data.priority:
             return
@@ -169,11 +165,9 @@ async def reprioritize(rt: Runtime, event: CloudEvent, *, within: Within = None)
 
 async def reopen(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """``ticket.reopened``: back to its last assignee when they have room, else queued (oldest first)."""
-    pending = Pending()
-    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+    async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
-        u.after_commit(pending.apply)
         t = await _ticket(u, event.ticket_no)
         if t["state"] != "released":
             return
@@ -206,11 +200,9 @@ async def request_escalation(rt: Runtime, rules: RuleSet, event: CloudEvent, *, 
     """``ticket.escalation_requested``: one level up the chain (or the named person); a named known
     department takes the ticket over (it is re-queued there)."""
     data = TicketEscalationRequested.model_validate(event.data)
-    pending = Pending()
-    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+    async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
-        u.after_commit(pending.apply)
         t = await _ticket(u, event.ticket_no)
         info: dict[str, Any] = {"reason": data.reason, "to": data.to, "department": data.department}
         target_dept = data.department
@@ -242,11 +234,9 @@ async def diagnosed(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: W
     (``ticket.routed``, reason ``diagnosed``). Otherwise nothing changes."""
     data = TicketDiagnosed.model_validate(event.data)
     rule = domain.record_rule(rules, domain.Facts(cause=data.cause))
-    pending = Pending()
-    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+    async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
-        u.after_commit(pending.apply)
         t = await _ticket(u, event.ticket_no)
         if rule is None or t["state"] == "released" or rule.category == t["category"]:
             return

@@ -10,6 +10,7 @@ from services.routing import domain, store
 from services.routing.config import RuleSet
 from services.routing.events import Escalated
 from services.routing.metrics import Pending
+from services.routing.usecases import metered
 from shared.envelope import CloudEvent
 from shared.events import SlaBreached, SlaWarning, SurveyNegative
 from shared.runtime import Runtime
@@ -66,11 +67,9 @@ async def on_signal(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: W
     step = event.type in ("sla.warning", "sla.breached") and event.data.get("metric") == "step"
     if step:  # records (#14): a step overdue goes to the handler's superior; the SLA ladder is not climbed
         trigger = "step_" + trigger.removeprefix("sla_")
-    pending = Pending()
-    async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
+    async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
-        u.after_commit(pending.apply)
         t = await store.get_ticket(u.conn, ticket_no=event.ticket_no, for_update=True)
         if t is None:
             raise NotYetKnown(f"routing has no ticket {event.ticket_no} (yet)")

@@ -16,6 +16,7 @@ from services.routing import store
 from services.routing.usecases.assign import drain
 from services.routing.config import AgentSpec, Roster, RuleSet
 from services.routing.metrics import Pending
+from services.routing.usecases import metered
 from shared.errors import DomainError, NotFound
 from shared.runtime import Runtime
 from shared.unit import Unit
@@ -25,9 +26,7 @@ async def sync_config(rt: Runtime, rules: RuleSet, roster: Roster, *, rules_sour
                       roster_source: str) -> dict[str, Any]:
     """At start: record the rules version, mirror the departments, apply the roster file when its content
     changed since it was last applied (run-time roster changes survive restarts), then drain queues."""
-    pending = Pending()
-    async with rt.unit() as u:
-        u.after_commit(pending.apply)
+    async with metered(rt) as (u, pending):
         await store.lock_config(u.conn)
         last = await store.latest_config(u.conn, kind="rules")
         if last is None or last["sha256"] != rules.sha256:
@@ -74,9 +73,7 @@ async def replace_roster(rt: Runtime, rules: RuleSet, agents: Sequence[AgentSpec
         if ids.index(a.id) != i:
             raise DomainError(f"agents.{i}.id", f"duplicate agent id {a.id!r}")
     body = orjson.dumps([a.model_dump() for a in agents], option=orjson.OPT_SORT_KEYS)
-    pending = Pending()
-    async with rt.unit() as u:
-        u.after_commit(pending.apply)
+    async with metered(rt) as (u, pending):
         await store.lock_config(u.conn)
         retired = await _apply(u, agents, list(rules.departments), pending)
         await store.record_config(u.conn, kind="roster", version=f"http:{caller}",
@@ -87,9 +84,7 @@ async def replace_roster(rt: Runtime, rules: RuleSet, agents: Sequence[AgentSpec
 async def change_agent(rt: Runtime, *, agent_id: str, available: bool | None,
                        capacity: int | None) -> dict[str, Any]:
     """``PATCH /v1/agents/{id}``: availability and capacity at run time; freed room takes queued tickets."""
-    pending = Pending()
-    async with rt.unit() as u:
-        u.after_commit(pending.apply)
+    async with metered(rt) as (u, pending):
         agent = await store.get_agent(u.conn, agent_id=agent_id)
         if agent is None:
             raise NotFound("agent_id", f"no agent {agent_id!r} on the roster")
