@@ -162,3 +162,34 @@ class TcpProxy:
         await asyncio.gather(pipe(reader, uwriter), pipe(ureader, writer))
         self._writers.discard(writer)
         self._writers.discard(uwriter)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serve_http(app: Any, port: int) -> Any:
+    """``app`` (its lifespan already running) on a real loopback port, for browsers and HTTP clients;
+    stopped on exit. Ctrl-C stays pytest's."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None,
+                                           access_log=False))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

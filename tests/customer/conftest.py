@@ -6,12 +6,10 @@ channels, a worker clock the test can set to a moment inside quiet hours)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 import re
-import socket
 import tomllib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,10 +22,10 @@ import aio_pika
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from shared.logs import JsonFormatter
 from shared.settings import Settings
+from tests.support import free_port, serve_http
 from tests.conftest import Running, start_service
 
 HERE = Path(__file__).parent
@@ -35,12 +33,6 @@ POLICY = HERE / "policy_customer.toml"
 SHIPPED_RULES = Path(__file__).parents[2] / "services" / "notification" / "rules.toml"
 ROSTER = Path(__file__).parents[2] / "services" / "routing" / "roster.toml"
 LINK = re.compile(r"https?://[^\s]+/t/[A-Za-z0-9_-]{43}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -60,20 +52,10 @@ async def public(intake: Running) -> AsyncIterator[Public]:
     before = intake.app.state.progress
     intake.app.state.progress = ProgressSettings(base_url=base_url, secret="test-progress-secret",
                                                  callback_every_s=3600, writes_per_window=30)
-    server = uvicorn.Server(uvicorn.Config(intake.app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_config=None, access_log=False))
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "uvicorn did not start"
     try:
-        yield Public(base_url, intake)
+        async with serve_http(intake.app, port):
+            yield Public(base_url, intake)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
         intake.app.state.progress = before
 
 

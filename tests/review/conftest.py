@@ -5,27 +5,18 @@ event log (so no other service reacts to them)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import pytest
-import uvicorn
 
 from shared.envelope import CONTENT_TYPE, CloudEvent
 from shared.settings import Settings
 from shared.topology import EVENT_LOG
+from tests.support import free_port, serve_http
 from tests.conftest import Running, start_service
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="package")
@@ -77,20 +68,8 @@ async def review(run_env: dict[str, str], drop_db_at_end: None) -> AsyncIterator
     base_url = f"http://127.0.0.1:{port}"
     cfg = ReviewSettings(base_url=base_url, snapshot_enabled=False)  # the snapshot test drives it
     async for running in start_service(lambda s: create_app(s, cfg), Settings(HELPDESK_DB_POOL_MAX=4)):
-        server = uvicorn.Server(uvicorn.Config(running.app, host="127.0.0.1", port=port, lifespan="off",
-                                               log_config=None, access_log=False))
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-        task = asyncio.create_task(server.serve())
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        try:
+        async with serve_http(running.app, port):
             yield ReviewService(running, base_url)
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 10)
 
 
 class Direct:

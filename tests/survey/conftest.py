@@ -4,27 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 
 from shared.settings import Settings
+from tests.support import free_port, serve_http
 from tests.conftest import Running, start_service
 
 # Complaints wait an hour before their survey goes out, so the delay can be seen (then time-travelled).
 COMPLAINT_DELAY_S = 3600.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -51,20 +43,8 @@ async def survey(run_env: dict[str, str], drop_db_at_end: None) -> AsyncIterator
     settings = Settings(SURVEY_BASE_URL=base_url)
     config = SurveyConfig(delay_s=0, complaint_delay_s=COMPLAINT_DELAY_S, scheduler_poll_s=5)
     async for running in start_service(lambda s: create_app(s, config), settings):
-        server = uvicorn.Server(uvicorn.Config(running.app, host="127.0.0.1", port=port, lifespan="off",
-                                               log_config=None, access_log=False))
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # Ctrl-C stays pytest's
-        task = asyncio.create_task(server.serve())
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        try:
+        async with serve_http(running.app, port):
             yield SurveyService(running, base_url)
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 10)
 
 
 def ticket_body(**over: Any) -> dict[str, Any]:
