@@ -257,7 +257,7 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
         profile.mkdir(parents=True, exist_ok=True)
         for name in stack.names:
             spies.append(await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-r", "50",
+                str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil", "-r", "100",
                 "-p", str(stack.pid(name)), "-f", "raw", "-o", str(profile / f"{name}.txt"), "-d", "600",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
     handlers0 = await handler_totals(stack)

@@ -126,12 +126,15 @@ class Runtime:
         after the consumers and the ``on_start`` hooks, stopped (bounded) before them and the broker."""
         self.loops.append(loop)
 
-    def batching(self) -> batching.Batching | None:
-        """Batched consumption for a queue whose handler keeps no order across messages (``None``: off)."""
+    def batching(self, *, linger: bool = True) -> batching.Batching | None:
+        """Batched consumption for a queue whose handler keeps no order across messages (``None``: off).
+        ``linger``: a batch not yet full waits ``HELPDESK_BATCH_LINGER_MS`` for more (False on the queues
+        a ticket's first hops wait on, where latency is the promise)."""
         if self.settings.batch_max <= 1:
             return None
         return batching.Batching(self.transaction, max_size=self.settings.batch_max,
-                                 parallel=self.settings.batch_parallel)
+                                 parallel=self.settings.batch_parallel,
+                                 linger_s=self.settings.batch_linger_ms / 1000 if linger else 0.0)
 
     async def db_ok(self) -> bool:
         return await self.pool.fetchval("SELECT 1") == 1

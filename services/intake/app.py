@@ -63,7 +63,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     limit = rt.settings.delivery_limit
     on_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
-              on_intake, batch=rt.batching())
+              on_intake, batch=rt.batching(linger=False))
     commands = quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit)
     subscribe(rt, commands, COMMANDS, on_command)
     # The timeline takes what the other services say; intake's own events enter it in the transaction

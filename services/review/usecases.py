@@ -17,7 +17,7 @@ from services.review.domain import BusinessTime
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.runtime import Runtime
-from shared.unit import Within
+from shared.unit import Unit, Within
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,14 @@ def understand(event: CloudEvent) -> Incoming | None:
 async def apply_events(conn: asyncpg.Connection, events: list[Incoming], business: BusinessTime | None) -> int:
     """Fold ``events`` into their tickets' facts (inside the caller's transaction); returns how many
     were new. Duplicates — by event id, or by (ticket, publisher, seq) — are skipped."""
+    return len(await fold_events(conn, events, business))
+
+
+async def fold_events(conn: asyncpg.Connection, events: list[Incoming], business: BusinessTime | None
+                      ) -> list[Incoming]:
+    """``apply_events``' body: returns the events that were new (and so folded), in order."""
     if not events:
-        return 0
+        return []
     fresh_ids = await store.claim_ids(conn, ids=list(dict.fromkeys(e.id for e in events)))
     todo, seen = [], set()
     for e in events:
@@ -71,29 +77,41 @@ async def apply_events(conn: asyncpg.Connection, events: list[Incoming], busines
         if e.seq is None or key in fresh_keys:
             fresh_keys.discard(key)  # a second copy in the same batch is a duplicate too
             kept.append(e)
-    todo = kept
-    if not todo:
-        return 0
-    states = await store.lock_facts(conn, tickets=sorted({e.ticket_no for e in todo}))
-    for e in todo:
+    if not kept:
+        return []
+    states = await store.lock_facts(conn, tickets=sorted({e.ticket_no for e in kept}))
+    for e in kept:
         states[e.ticket_no] = domain.fold_into(states[e.ticket_no], type=e.type, source=e.source, seq=e.seq,
                                           event_id=e.id, data=e.data)
-    touched = {e.ticket_no for e in todo}
+    touched = {e.ticket_no for e in kept}
     await store.save_facts(conn, rows=[{"ticket_no": no, "state": states[no], **domain.derive(states[no], business)}
                                        for no in sorted(touched)])
-    return len(todo)
+    return kept
 
 
-async def apply_one(rt: Runtime, event: CloudEvent, business: BusinessTime | None, *,
-                    within: Within = None) -> None:
+class Folder:
+    """The live fold as a staged write of the unit of work: each delivery's event is staged
+    (``u.stage``) and the transaction folds all it holds at its flush, in arrival order — a batch of
+    deliveries costs the five statements of ``fold_events`` once, not once per event."""
+
+    def __init__(self, business: BusinessTime | None) -> None:
+        self.business = business
+        self.write = self._write  # one object: the Tx groups staged rows by their writer
+
+    async def _write(self, conn: asyncpg.Connection, rows: list[tuple[Incoming, Unit]]) -> None:
+        kept = {id(e) for e in await fold_events(conn, [e for e, _ in rows], self.business)}
+        for e, u in rows:
+            u.after_commit(metrics.APPLIED.labels(e.type, "applied" if id(e) in kept else "duplicate").inc)
+
+
+async def apply_one(rt: Runtime, event: CloudEvent, folder: Folder, *, within: Within = None) -> None:
     """One delivery, one unit of work (or in the batch's): the inbox rows and the fact change commit together."""
     inc = understand(event)
     async with rt.unit(within=within) as u:
         if inc is None:
             u.after_commit(metrics.IGNORED.labels(event.type).inc)
             return
-        applied = await apply_events(u.conn, [inc], business)
-        u.after_commit(metrics.APPLIED.labels(event.type, "applied" if applied else "duplicate").inc)
+        u.stage(folder.write, (inc, u))
 
 
 async def refresh_metrics(pool: asyncpg.Pool) -> None:

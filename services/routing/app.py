@@ -35,7 +35,7 @@ def build_runtime(settings: Settings | None = None,
     on_ticket, on_signal = handlers.build(rt, rules, ready)
     tickets_q = quorum_queue("routing.tickets", routing_key=handlers.TICKET_KEYS[0], delivery_limit=limit)
     signals_q = quorum_queue("routing.signals", routing_key=handlers.SIGNAL_KEYS[0], delivery_limit=limit)
-    subscribe(rt, tickets_q, EVENTS, on_ticket, batch=rt.batching())
+    subscribe(rt, tickets_q, EVENTS, on_ticket, batch=rt.batching(linger=False))
     subscribe(rt, signals_q, EVENTS, on_signal)
     rt.bindings.append((tickets_q, EVENTS, handlers.TICKET_KEYS[1:]))
     rt.bindings.append((signals_q, EVENTS, handlers.SIGNAL_KEYS[1:]))
