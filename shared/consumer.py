@@ -7,7 +7,10 @@
   delivery the queue's limit allows it is dead-lettered here (masked) with the last error as reason
 * every dead letter's body and reason are masked (phones, emails, ID and card numbers)
 
-Consumption costs little per message: no decoder, middleware or dependency resolution; a batch of
+Consumption costs little per message: ``basic.consume`` on the aiormq channel beneath aio-pika's robust
+channel (consumed again when that channel is restored after a reconnect, or when the broker cancels
+the consumer), no aio-pika message object or second task per delivery, no decoder, middleware or
+dependency resolution; a batch of
 deliveries that committed together is acked with one ``basic.ack(multiple=True)``; the Prometheus
 consumer metrics are counted per batch. FastStream still holds the subscriptions for the AsyncAPI
 document (``Runtime.spec``), never started.
@@ -23,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
+import aiormq
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
@@ -64,12 +68,31 @@ def error_reason(exc: Exception) -> str:
 
 
 class Delivery:
-    """A delivery as handlers read it (``body``, ``headers``, ``raw_message``: the aio-pika message)."""
+    """A delivery as handlers read it, made straight from aiormq's frame (no aio-pika message object,
+    no second task per delivery): ``body``, ``headers``, ``routing_key``, ``message_id``, ``user_id``,
+    ``exchange``, ``content_type``; ``ack``/``nack`` on the channel it came on. ``raw_message`` is the
+    delivery itself (the name handlers and the batcher read)."""
 
-    __slots__ = ("body", "headers", "raw_message")
+    __slots__ = ("body", "headers", "routing_key", "message_id", "user_id", "exchange", "content_type",
+                 "delivery_tag", "_channel")
 
-    def __init__(self, raw: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.raw_message, self.body, self.headers = raw, raw.body, raw.headers or {}
+    def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
+        props = message.header.properties
+        self.body, self.headers = message.body, props.headers or {}
+        self.message_id, self.user_id, self.content_type = props.message_id, props.user_id, props.content_type
+        deliver = message.delivery
+        self.routing_key, self.exchange, self.delivery_tag = deliver.routing_key, deliver.exchange, deliver.delivery_tag
+        self._channel = message.channel
+
+    @property
+    def raw_message(self) -> Delivery:
+        return self
+
+    async def ack(self, multiple: bool = False) -> None:
+        await self._channel.basic_ack(self.delivery_tag, multiple=multiple)
+
+    async def nack(self, requeue: bool = True) -> None:
+        await self._channel.basic_nack(self.delivery_tag, requeue=requeue)
 
 
 async def dead_letter(broker: RabbitBroker, msg: Delivery, *, queue: str, reason: str) -> None:
@@ -119,6 +142,9 @@ class Consumer:
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self._tag: str | None = None
+        self._raw: aiormq.abc.AbstractChannel | None = None
+        self._stopping = False
+        self._recovering: asyncio.Task[None] | None = None
         self._busy = 0
         self._idle = asyncio.Event()
 
@@ -128,16 +154,55 @@ class Consumer:
         self._queue = await self._channel.declare_queue(self.queue.name, durable=True,
                                                         arguments=self.queue.arguments)
         await self._queue.bind(self.exchange.name, routing_key=self.queue.routing_key)
-        self._tag = await self._queue.consume(self._on_message)
+        await self._consume()
+        reopened = getattr(self._channel, "reopen_callbacks", None)  # a robust channel, after a reconnect
+        if reopened is not None:
+            reopened.add(self._consume_again)
+
+    async def _consume(self) -> None:
+        """``basic.consume`` on the channel's aiormq channel: each delivery straight to ``_on_message``."""
+        assert self._channel is not None
+        raw = await self._channel.get_underlay_channel()
+        if raw is not self._raw:
+            raw.on_consumer_cancel_callbacks.add(self._on_cancel)
+        ok = await raw.basic_consume(self.queue.name, self._on_delivered)
+        self._raw, self._tag = raw, ok.consumer_tag
+
+    def _on_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
+        """The broker cancelled the consumer (its queue was deleted, or moved): declare it and consume
+        again, every second until it works (or the service stops)."""
+        if frame.consumer_tag != self._tag or self._stopping:
+            return
+        log.warning("consumer cancelled by the broker; consuming again", extra={"queue": self.queue.name})
+        self._tag = None
+        task = asyncio.get_running_loop().create_task(self._recover())
+        self._recovering = task  # a reference, so the task is not collected
+
+    async def _recover(self) -> None:
+        while not self._stopping and self._channel is not None and self._tag is None:
+            await asyncio.sleep(1.0)
+            try:
+                self._queue = await self._channel.declare_queue(self.queue.name, durable=True,
+                                                                arguments=self.queue.arguments)
+                await self._queue.bind(self.exchange.name, routing_key=self.queue.routing_key)
+                await self._consume()
+            except Exception as exc:  # noqa: BLE001 - tried again in a second
+                log.warning("could not consume again", extra={"queue": self.queue.name, "error": repr(exc)})
+
+    async def _consume_again(self, *_: Any) -> None:
+        # The robust channel re-declared its queues on a new aiormq channel; consume there again.
+        if self._channel is not None and not self._stopping:
+            await self._consume()
 
     async def stop(self, grace_s: float = 15.0) -> None:
         """Stop taking deliveries, let those in hand settle (at most ``grace_s``), close the channel
         (anything still unsettled goes back to the queue)."""
         if self._channel is None or self._channel.is_closed:
             return
+        self._stopping = True
         with contextlib.suppress(Exception):
-            if self._queue is not None and self._tag is not None:
-                await self._queue.cancel(self._tag)
+            if self._raw is not None and self._tag is not None:
+                await self._raw.basic_cancel(self._tag)
         if self._busy:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
@@ -146,8 +211,10 @@ class Consumer:
             await self._channel.close()
         self._channel = None
 
-    async def _on_message(self, raw: aio_pika.abc.AbstractIncomingMessage) -> None:
-        msg = Delivery(raw)
+    async def _on_delivered(self, message: aiormq.abc.DeliveredMessage) -> None:
+        await self._on_message(Delivery(message))
+
+    async def _on_message(self, msg: Delivery) -> None:
         self._busy += 1
         self._in_process.inc()
         started = time.perf_counter()

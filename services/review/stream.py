@@ -9,6 +9,7 @@ consumer as usual (both sides are idempotent, so the overlap changes nothing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -79,65 +80,76 @@ def _read(body: bytes, stats: ReplayStats) -> usecases.Incoming | CloudEvent | N
 async def replay(settings: Settings, pool: asyncpg.Pool, business: BusinessTime | None, *, batch: int = 1000
                  ) -> ReplayStats:
     """Fold every event of the stream, from its first offset up to a marker published now. Reading and
-    writing overlap: one batch is folded and committed while the next is read; each batch's messages are
-    acked after its commit."""
+    writing overlap: batches are folded and committed in order while the next are read; each batch's
+    messages are acked (``multiple``) after its commit, and the broker sends at most five batches ahead
+    (the channel's prefetch). Read with ``basic.consume`` on aiormq's channel: no aio-pika message
+    object per event (the replay is bound by reading, see the README)."""
     stats = ReplayStats()
     started = time.perf_counter()
     policy = trust.Trust(trust.users_for(settings), publisher=trust.url_user(settings.amqp_url))
-    batches: asyncio.Queue[tuple[list[usecases.Incoming], Any] | None] = asyncio.Queue(maxsize=2)
+    batches: asyncio.Queue[tuple[list[usecases.Incoming], int] | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    reached: asyncio.Future[None] = loop.create_future()
 
-    async def writer() -> None:
+    async def writer(raw: Any) -> None:
         while (item := await batches.get()) is not None:
-            events, last = item
+            events, last_tag = item
             t0 = time.perf_counter()
             stats.applied += await _apply(pool, events, business)
             stats.applying_s += time.perf_counter() - t0
-            await last.ack(multiple=True)
+            await raw.basic_ack(last_tag, multiple=True)
 
     conn = await aio_pika.connect(settings.amqp_url)
-    task = asyncio.create_task(writer())
+    task: asyncio.Task | None = None
     try:
         channel = await conn.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=batch * 5)
-        queue = await _declare(channel, settings)
+        await _declare(channel, settings)
         marker = await _mark(channel, unquote(urlsplit(settings.amqp_url).username or "guest"))
+        raw = await channel.get_underlay_channel()
+        task = asyncio.create_task(writer(raw))
         pending: list[usecases.Incoming] = []
         unsettled = 0  # read since the last hand-over: refused and skipped ones too, so every read is acked
-        async with queue.iterator(arguments={"x-stream-offset": "first"}) as messages:
-            async for msg in messages:
-                unsettled += 1
-                # access: only what the source's own broker user published (shared.trust), as live
-                refused = policy.refusal(EVENTS.name, msg.routing_key or "", msg.user_id, msg.body)
-                item = None if refused and msg.message_id != marker else _read(msg.body, stats)
-                done = isinstance(item, CloudEvent) and item.id == marker
-                if isinstance(item, usecases.Incoming):
-                    pending.append(item)
-                elif not isinstance(item, CloudEvent) or item.type != MARKER:
-                    stats.skipped += 1
-                if not done and not (isinstance(item, CloudEvent) and item.type == MARKER):
-                    stats.read += 1
-                if unsettled >= batch or done:
-                    await _put(batches, task, (pending, msg))
-                    pending, unsettled = [], 0
-                if done:
-                    break
-        await _put(batches, task, None)
+
+        async def on_message(msg: Any) -> None:
+            # never awaits: each delivery's task runs to its end in delivery order, so batches keep it
+            nonlocal pending, unsettled
+            if reached.done():
+                return  # beyond the marker: left unacked, back to the stream when the channel closes
+            unsettled += 1
+            props = msg.header.properties
+            # access: only what the source's own broker user published (shared.trust), as live
+            refused = policy.refusal(EVENTS.name, msg.delivery.routing_key or "", props.user_id, msg.body)
+            item = None if refused and props.message_id != marker else _read(msg.body, stats)
+            is_marker = isinstance(item, CloudEvent) and item.type == MARKER
+            done = is_marker and item.id == marker
+            if isinstance(item, usecases.Incoming):
+                pending.append(item)
+            elif not is_marker:
+                stats.skipped += 1
+            if not is_marker:
+                stats.read += 1
+            if unsettled >= batch or done:
+                batches.put_nowait((pending, msg.delivery.delivery_tag))
+                pending, unsettled = [], 0
+            if done:
+                batches.put_nowait(None)
+                reached.set_result(None)
+
+        ok = await raw.basic_consume(EVENT_LOG, on_message, arguments={"x-stream-offset": "first"})
+        await asyncio.wait({reached, task}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # the writer failed: raise its error
+            raise RuntimeError("the replay's writer stopped before the marker")
         await task
+        with contextlib.suppress(Exception):
+            await raw.basic_cancel(ok.consumer_tag)
     finally:
-        task.cancel()
+        if task is not None:
+            task.cancel()
         await conn.close()
     stats.seconds = time.perf_counter() - started
     return stats
-
-
-async def _put(batches: asyncio.Queue, task: asyncio.Task, item: Any) -> None:
-    """Hand a batch to the writer, failing at once if the writer has failed."""
-    put = asyncio.create_task(batches.put(item))
-    await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done() and task.exception():
-        put.cancel()
-        raise task.exception()  # type: ignore[misc]
-    await put
 
 
 async def _apply(pool: asyncpg.Pool, events: list[usecases.Incoming], business: BusinessTime | None) -> int:

@@ -103,3 +103,70 @@ async def test_dead_letters_listed_and_replayed_after_the_cause_is_fixed(run_env
             await asyncio.sleep(0.05)
         assert done == [b"order-1"]
         assert [d for d in await deadletters.list_dead(run_env["AMQP_URL"], 500) if d["queue"] == queue_name] == []
+
+
+async def _until(predicate, timeout: float = 30.0) -> bool:  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_consumer_recovers_when_the_broker_cancels_it_and_when_its_connection_drops(run_env, publisher):
+    """The consumer sits on aiormq's channel beneath aio-pika's robust one: a queue deleted under it
+    (the broker cancels the consumer) is declared and consumed again, and after the connection is
+    closed by the broker the restored channel consumes again — nothing published later is missed."""
+    from shared.topology import INTAKE
+
+    seen: list[str] = []
+    queue_name = f"test.recover.{uuid.uuid4().hex[:8]}"
+    queue = topology.quorum_queue(queue_name, routing_key=f"{queue_name}.#", delivery_limit=3)
+
+    async def handler(msg, _tx) -> None:
+        seen.append(msg.body.decode())
+
+    url = run_env["AMQP_URL"]
+    broker = RabbitBroker(url)
+    await broker.connect()
+    await topology.declare_all(broker)
+    connection = await aio_pika.connect_robust(url, client_properties={"connection_name": queue_name})
+    consumer = Consumer(broker, queue, INTAKE, handler, service="test")
+    await consumer.start(connection)
+    try:
+        await publisher.publish("helpdesk.intake", f"{queue_name}.x", b"before")
+        assert await _until(lambda: "before" in seen)
+        admin = await aio_pika.connect(url)
+        async with admin:
+            await (await admin.channel()).queue_delete(queue_name)  # the broker cancels our consumer
+        assert await _until(lambda: consumer._tag is not None and consumer._queue is not None, 15)
+        await asyncio.sleep(1.5)  # re-declared and bound by the consumer itself
+        await publisher.publish("helpdesk.intake", f"{queue_name}.x", b"after-cancel")
+        assert await _until(lambda: "after-cancel" in seen), seen
+        # the broker drops the consumers' connection: aio-pika restores the channel, we consume again
+        from scripts.harness import rabbitmqctl
+        rabbitmqctl("close_connection", await _connection_pid(queue_name), "test: dropped")
+        await asyncio.sleep(1.0)
+        for _ in range(100):
+            await publisher.publish("helpdesk.intake", f"{queue_name}.x", b"after-reconnect")
+            if await _until(lambda: "after-reconnect" in seen, 2):
+                break
+        assert "after-reconnect" in seen
+    finally:
+        await consumer.stop()
+        await connection.close()
+        await broker.stop()
+
+
+async def _connection_pid(name: str) -> str:
+    import subprocess
+
+    for _ in range(50):
+        out = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if name in line:
+                return line.split("\t", 1)[0]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no connection named {name}")
