@@ -14,7 +14,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.review import actions, export, periods, reports, snapshots
-from fastapi import Depends
 
 from shared.auth import Principal, require
 from shared.errors import DomainError, NotFound

@@ -67,7 +67,10 @@ DEFINITIONS: dict[str, str] = {
     "top_categories": "The five largest categories with their share of tickets, each with its sub-items "
                       "(ticket.diagnosed sub_item, else that of the latest ticket.resolved carrying one) and their "
                       "share within the category.",
-    "trend": "The 12 calendar months ending with the period's last month, each with the headline figures.",
+    "trend": "The 12 calendar months ending with the period's last month, each with the headline figures; a "
+             "published month's as published (its snapshot), the others computed now.",
+    "previous": "The previous period's value: as published when that period has a snapshot (the figures its "
+                "review showed, exact; previous_source = snapshot), else computed now (previous_source = live).",
     "change": "(value - previous) / previous from unrounded values, 4 decimals; null when previous is 0 or null. "
               "Durations are rounded to 0.001 s, rates to 4 decimals (half to even).",
 }

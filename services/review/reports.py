@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,33 +41,45 @@ def _trend_point(month: str, t: dict[str, int] | None) -> dict[str, Any]:
 
 async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
     """The review of ``period`` computed now from the facts (the contract's shape, plus extras)."""
+    return (await computed(pool, period, tz=tz, now=now))[0]
+
+
+async def computed(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetime
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the review of ``period`` computed now, its exact statistics — what a snapshot keeps).
+
+    The previous period and the trend's months that are published are read from their snapshots'
+    statistics (the figures the earlier review showed, exact); the rest is scanned, every scan on one
+    database snapshot, as many at once as the report's connections allow."""
     prev = period.previous()
     months = periods.trend_months(period)
-
-    # a month's own trend point comes from its figures: the trend scans only the 11 months before it
+    # a month's own trend point comes from its figures: the trend covers only the 11 months before it
     scan = months[:-1] if period.kind == "month" else months
-
-    async def rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
-        trend = await store.trend(conn, months=[(m.name, m.start(tz)) for m in scan], end=scan[-1].end(tz))
-        return trend, await _actions(conn, period, tz, now)
-
-    async def previous_and_rest(conn: asyncpg.Connection) -> tuple[Any, Any]:
-        return await _stats(conn, prev, tz, now), await rest(conn)
-
-    async with store.consistent(pool, store.report_width(pool)) as conns:  # one snapshot, scans at once
-        if len(conns) == 1:
-            cur_s = await _stats(conns[0], period, tz, now)
-            prev_s, (trend, actions) = await previous_and_rest(conns[0])
-        else:
-            cur_s, (prev_s, (trend, actions)) = await asyncio.gather(
-                _stats(conns[:-1], period, tz, now), previous_and_rest(conns[-1]))
+    async with store.consistent(pool, store.report_width(pool)) as conns:
+        frozen = await store.frozen_stats(conns[0], periods=sorted({prev.name, *(m.name for m in scan)}))
+        jobs = store.stats_jobs(start=period.start(tz), end=period.end(tz), backlog_at=min(period.end(tz), now))
+        n_cur = len(jobs)
+        if prev.name not in frozen:
+            jobs += store.stats_jobs(start=prev.start(tz), end=prev.end(tz), backlog_at=min(prev.end(tz), now))
+        live_months = [i for i, m in enumerate(scan) if m.name not in frozen]
+        if live_months:  # one scan over the consecutive months from the first to the last not published
+            span = scan[live_months[0]:live_months[-1] + 1]
+            jobs.append(lambda c: store.trend(c, months=[(m.name, m.start(tz)) for m in span], end=span[-1].end(tz)))
+        jobs.append(lambda c: _actions(c, period, tz, now))
+        results = await store.run_on(conns, jobs)
+    cur_s = store.merge_stats(results[:n_cur])
+    prev_s = frozen.get(prev.name) or store.merge_stats(results[n_cur:len(results) - 1 - bool(live_months)])
+    scanned = results[-2] if live_months else {}
+    actions = results[-1]
+    trend = {m.name: _trend_sums(frozen[m.name]) if m.name in frozen else scanned.get(m.name) for m in scan}
     if period.kind == "month":
         trend[period.name] = _trend_sums(cur_s)
     cur_v, prev_v = figures.values(cur_s), figures.values(prev_s)
-    return {
+    body = {
         "period": period.name, "previous_period": prev.name, "tz": tz.key, "kind": period.kind,
         "start": period.start(tz).isoformat(), "end": period.end(tz).isoformat(),
         "complete": period.end(tz) <= now, "computed_at": now.isoformat(), "source": "live",
+        "previous_source": "snapshot" if prev.name in frozen else "live",
         "metrics": figures.combine(cur_v, prev_v),
         "breakdowns": figures.combine(figures.breakdown(cur_s["groups"]), figures.breakdown(prev_s["groups"])),
         "complaint_analysis": figures.complaint_analysis(cur_s["complaint_groups"], cur_s["complaints"]),
@@ -77,6 +88,7 @@ async def live(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetim
         "actions": actions,
         "definitions": DEFINITIONS,
     }
+    return body, cur_s
 
 
 async def _actions(conn: asyncpg.Connection, period: Period, tz: ZoneInfo, now: datetime) -> list[dict[str, Any]]:

@@ -28,14 +28,15 @@ def published_event(body: dict, *, base_url: str, frozen_at: datetime) -> CloudE
 
 async def freeze(pool: asyncpg.Pool, period: Period, *, tz: ZoneInfo, now: datetime, base_url: str,
                  trigger: str = "schedule") -> bool:
-    """Freeze ``period`` as computed now and publish ``review.published`` (outbox, same transaction).
+    """Freeze ``period`` as computed now, with its exact statistics (a later review's "previous" and trend
+    read them), and publish ``review.published`` (outbox, same transaction).
     False when it was frozen already: a published review never changes."""
     async with pool.acquire() as conn:
         if await store.has_snapshot(conn, period=period.name):
             return False
-    body = await reports.live(pool, period, tz=tz, now=now)
+    body, stats = await reports.computed(pool, period, tz=tz, now=now)
     async with pool.acquire() as conn, conn.transaction():
-        if not await store.save_snapshot(conn, period=period.name, body=body, frozen_at=now):
+        if not await store.save_snapshot(conn, period=period.name, body=body, frozen_at=now, stats=stats):
             return False
         await store.add_outbox(conn, event=published_event(body, base_url=base_url, frozen_at=now))
     metrics.SNAPSHOTS.labels(trigger).inc()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -45,12 +46,14 @@ async def claim_seqs(conn: asyncpg.Connection, *, keys: list[tuple[str, str, int
 
 
 async def lock_facts(conn: asyncpg.Connection, *, tickets: list[str]) -> dict[str, dict[str, Any]]:
-    """Each ticket's state, its row locked until commit (a stub is made for a ticket not seen yet)."""
+    """Each ticket's state, its row locked until commit (a stub fact and state for a ticket not seen yet).
+    Every write of a fact goes through here first, so the state row's lock guards the fact row too."""
     await conn.execute(
-        f"INSERT INTO {S}.facts (ticket_no) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", tickets)
+        f"WITH stub AS (INSERT INTO {S}.facts (ticket_no) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING)"
+        f" INSERT INTO {S}.fact_states (ticket_no) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", tickets)
     rows = await conn.fetch(
-        f"SELECT ticket_no, state FROM {S}.facts WHERE ticket_no = ANY($1::text[]) ORDER BY ticket_no FOR UPDATE",
-        tickets)
+        f"SELECT ticket_no, state FROM {S}.fact_states WHERE ticket_no = ANY($1::text[]) ORDER BY ticket_no"
+        " FOR UPDATE", tickets)
     return {r["ticket_no"]: orjson.loads(r["state"]) for r in rows}
 
 
@@ -63,11 +66,14 @@ def _json(value: Any) -> Any:
 
 
 async def save_facts(conn: asyncpg.Connection, *, rows: list[dict[str, Any]]) -> None:
-    """Write each ``{"ticket_no", "state", <columns>}`` (one statement for the lot)."""
+    """Write each ``{"ticket_no", "state", <columns>}``: the facts' columns and the states (one statement
+    for the lot)."""
     payload = orjson.dumps([{k: _json(v) for k, v in r.items()} for r in rows]).decode()
-    sets = ", ".join(f"{c} = x.{c}" for c in (*COLUMNS, "state"))
+    sets = ", ".join(f"{c} = x.{c}" for c in COLUMNS)
     await conn.execute(
-        f"UPDATE {S}.facts f SET {sets}, updated_at = now()"
+        f"WITH st AS (UPDATE {S}.fact_states s SET state = x.state"
+        f"  FROM jsonb_to_recordset($1::jsonb) AS x(ticket_no text, state jsonb) WHERE s.ticket_no = x.ticket_no)"
+        f" UPDATE {S}.facts f SET {sets}, updated_at = now()"
         f" FROM jsonb_populate_recordset(NULL::{S}.facts, $1::jsonb) x WHERE f.ticket_no = x.ticket_no",
         payload)
 
@@ -75,7 +81,7 @@ async def save_facts(conn: asyncpg.Connection, *, rows: list[dict[str, Any]]) ->
 async def reset(conn: asyncpg.Connection) -> int:
     """Empty the facts and both idempotency records (for a rebuild); returns how many facts were dropped."""
     n = await conn.fetchval(f"SELECT count(*) FROM {S}.facts")
-    await conn.execute(f"TRUNCATE {S}.facts, {S}.applied")
+    await conn.execute(f"TRUNCATE {S}.facts, {S}.fact_states, {S}.applied")
     await conn.execute(f"DELETE FROM {S}.inbox WHERE consumer = $1", CONSUMER)
     return n
 
@@ -93,39 +99,52 @@ async def counts(conn: asyncpg.Connection) -> dict[str, int]:
 _IN = "received_at >= $1 AND received_at < $2"
 
 
-def _dur(col: str) -> str:
-    return (f"count({col}) AS {col}_n, sum({col}) AS {col}_sum,"
-            f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {col}) AS {col}_median,"
-            f" percentile_disc(0.9) WITHIN GROUP (ORDER BY {col}) AS {col}_p90")
+def _dur(cols: tuple[str, ...]) -> str:
+    """Count, sum, median and p90 of each column, exact, with one sort per column: the sorted values
+    (``array_agg ... ORDER BY``), then the median as the sum of the two middle values (``_mid2``; the
+    same one twice for an odd count) and the nearest-rank p90 (index ceil(9n/10), in integers)."""
+    inner = ", ".join(f"count({c}) AS {c}_n, sum({c}) AS {c}_sum,"
+                      f" array_agg({c} ORDER BY {c}) FILTER (WHERE {c} IS NOT NULL) AS {c}_sorted" for c in cols)
+    outer = ", ".join(f"{c}_n, {c}_sum, {c}_sorted[({c}_n::int + 1) / 2] + {c}_sorted[{c}_n::int / 2 + 1] AS {c}_mid2,"
+                      f" {c}_sorted[(9 * {c}_n::int + 9) / 10] AS {c}_p90" for c in cols)
+    return f"SELECT {outer} FROM (SELECT {inner} FROM {S}.facts WHERE {_IN}) d"
 
 
-_MAIN = f"""
-SELECT count(*) AS tickets, {_dur('fr_us')}, {_dur('res_us')}, {_dur('fr_bus_us')}, {_dur('res_bus_us')},
-       count(first_resolved_at) AS resolved,
-       count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
-       count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND reopen_count > 0) AS reopened,
-       coalesce(sum(surveys_sent), 0) AS sent, coalesce(sum(surveys_answered), 0) AS answered,
-       coalesce(sum(surveys_satisfied), 0) AS satisfied,
-       count(*) FILTER (WHERE escalations > 0) AS escalated, count(*) FILTER (WHERE complaint) AS complaints,
-       coalesce(sum(nu_met), 0) AS nu_met, coalesce(sum(nu_breached), 0) AS nu_breached
-FROM {S}.facts WHERE {_IN}"""
+# The distributions: medians and p90s need every value sorted (one sort per column, one scan for the
+# four); the additive sums come from the cells below.
+_DURATIONS = _dur(("fr_us", "res_us", "fr_bus_us", "res_bus_us"))
 
 DIMENSIONS = ("channel", "category", "priority", "department", "agent")
+_CELL_SUMS = ("tickets", "fr_n", "fr_sum", "res_n", "res_sum", "resolved", "fcr", "reopened", "sent", "answered",
+              "satisfied", "escalated", "complaints", "nu_met", "nu_breached", "fr_met", "fr_sla_n", "res_met",
+              "res_sla_n")
+# One pass over the period: the finest cells (every dimension at once, one hash look-up and one set of
+# aggregates per ticket), then each breakdown, the sub-items and the period's totals (the empty set)
+# rolled up from the cells — exact sums either way, a fraction of grouping sets over the rows.
 _GROUPS = f"""
+WITH cells AS (
+    SELECT channel, category, sub_item, priority, department, agent,
+           count(*) AS tickets, count(fr_us) AS fr_n, sum(fr_us) AS fr_sum, count(res_us) AS res_n,
+           sum(res_us) AS res_sum, count(first_resolved_at) AS resolved,
+           count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
+           count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND reopen_count > 0) AS reopened,
+           sum(surveys_sent) AS sent, sum(surveys_answered) AS answered, sum(surveys_satisfied) AS satisfied,
+           count(*) FILTER (WHERE escalations > 0) AS escalated, count(*) FILTER (WHERE complaint) AS complaints,
+           sum(nu_met) AS nu_met, sum(nu_breached) AS nu_breached,
+           count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n,
+           count(*) FILTER (WHERE res_sla = 'met') AS res_met, count(res_sla) AS res_sla_n
+    FROM {S}.facts WHERE {_IN}
+    GROUP BY channel, category, sub_item, priority, department, agent)
 SELECT GROUPING(channel, category, priority, department, agent, sub_item) AS g, channel, category, priority,
-       department, agent, sub_item,
-       count(*) AS tickets, count(fr_us) AS fr_n, coalesce(sum(fr_us), 0) AS fr_sum, count(res_us) AS res_n,
-       coalesce(sum(res_us), 0) AS res_sum, count(first_resolved_at) AS resolved,
-       count(*) FILTER (WHERE first_resolved_at IS NOT NULL AND first_contact) AS fcr,
-       count(*) FILTER (WHERE fr_sla = 'met') AS fr_met, count(fr_sla) AS fr_sla_n,
-       count(*) FILTER (WHERE res_sla = 'met') AS res_met, count(res_sla) AS res_sla_n
-FROM {S}.facts WHERE {_IN}
-GROUP BY GROUPING SETS ((channel), (category), (priority), (department), (agent), (category, sub_item))"""
+       department, agent, sub_item, {", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in _CELL_SUMS)}
+FROM cells
+GROUP BY GROUPING SETS ((channel), (category), (priority), (department), (agent), (category, sub_item), ())"""
 # GROUPING() bit masks (1 = not grouped by; the first argument is the highest bit) -> which set a row is
 _ALL6 = 0b111111
 _SET_OF = {_ALL6 ^ (1 << (5 - i)): dim for i, dim in enumerate(("channel", "category", "priority", "department",
                                                               "agent"))}
 _SUB_ITEMS = _ALL6 ^ (1 << 4) ^ 1
+_TOTALS = _ALL6
 
 _COMPLAINTS = f"""
 SELECT GROUPING(complaint_type, responsibility, complaint_department) AS g, complaint_type, responsibility,
@@ -144,9 +163,11 @@ WHERE c.complaint AND c.received_at >= $1 AND c.received_at < $2 AND c.customer_
 # Open at E: received before E, not closed before E, and not resolved at E (no resolution before E,
 # or a reopen after the last one).
 _OPEN_AT = """f.received_at < $1 AND (f.closed_at IS NULL OR f.closed_at >= $1)
-  AND (f.final_resolved_at IS NULL OR f.final_resolved_at >= $1 OR f.reopen_count > 0)
-  AND NOT coalesce((SELECT max(x) FROM unnest(f.resolved_ats) x WHERE x < $1)
-                   > coalesce((SELECT max(y) FROM unnest(f.reopened_ats) y WHERE y < $1), '-infinity'), false)"""
+  AND (f.final_resolved_at IS NULL
+       OR ((f.final_resolved_at >= $1 OR f.reopen_count > 0)
+           AND NOT coalesce((SELECT max(x) FROM unnest(f.resolved_ats) x WHERE x < $1)
+                            > coalesce((SELECT max(y) FROM unnest(f.reopened_ats) y WHERE y < $1), '-infinity'),
+                            false)))"""
 _BACKLOG = f"SELECT count(*) FROM {S}.facts f WHERE {_OPEN_AT}"
 
 _TREND = f"""
@@ -178,49 +199,55 @@ async def consistent(pool: asyncpg.Pool, n: int) -> AsyncIterator[list[asyncpg.C
         for c in conns[1:]:
             await c.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         for c in conns:  # sorts (medians) and grouping sets in memory; no JIT compile for one-off scans
-            await c.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'; SET LOCAL jit = off")
+            # (and no parallel workers: the report's own connections already keep every core busy)
+            await c.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'; SET LOCAL jit = off;"
+                            " SET LOCAL max_parallel_workers_per_gather = 0")
         yield conns
 
 
 def _d(row: asyncpg.Record, col: str) -> dict[str, Any]:
-    med = row[f"{col}_median"]
+    """``{n, sum_us, median2_us (twice the median: an integer), p90_us}`` of one duration column."""
     return {"n": row[f"{col}_n"], "sum_us": None if row[f"{col}_sum"] is None else int(row[f"{col}_sum"]),
-            "median_us": med, "p90_us": row[f"{col}_p90"]}
+            "median2_us": row[f"{col}_mid2"], "p90_us": row[f"{col}_p90"]}
 
 
 def _label(value: Any) -> str:
     return "unknown" if value is None else str(value)
 
 
-async def _main_part(conn: asyncpg.Connection, start: datetime, end: datetime, _: datetime) -> dict[str, Any]:
-    main = await conn.fetchrow(_MAIN, start, end)
-    stats: dict[str, Any] = {k: int(main[k]) for k in ("tickets", "resolved", "fcr", "reopened", "sent", "answered",
-                                                        "satisfied", "escalated", "complaints", "nu_met",
-                                                        "nu_breached")}
-    stats.update({"fr": _d(main, "fr_us"), "res": _d(main, "res_us"), "fr_bus": _d(main, "fr_bus_us"),
-                  "res_bus": _d(main, "res_bus_us")})
-    return stats
+async def _durations_part(conn: asyncpg.Connection, start: datetime, end: datetime, _: datetime) -> dict[str, Any]:
+    row = await conn.fetchrow(_DURATIONS, start, end)
+    return {"fr": _d(row, "fr_us"), "res": _d(row, "res_us"), "fr_bus": _d(row, "fr_bus_us"),
+            "res_bus": _d(row, "res_bus_us")}
+
+
+_TOTAL_KEYS = ("tickets", "resolved", "fcr", "reopened", "sent", "answered", "satisfied", "escalated", "complaints",
+               "nu_met", "nu_breached")
 
 
 async def _groups_part(conn: asyncpg.Connection, start: datetime, end: datetime, _: datetime) -> dict[str, Any]:
     groups: dict[str, dict[str, dict[str, int]]] = {d: {} for d in DIMENSIONS}
     per_priority: dict[str, dict[str, int]] = {}
     top: dict[str, dict[str, Any]] = {}
+    totals: dict[str, int] = dict.fromkeys(_TOTAL_KEYS, 0)
     for r in await conn.fetch(_GROUPS, start, end):
+        if r["g"] == _TOTALS:
+            totals = {k: int(r[k]) for k in _TOTAL_KEYS}
+            continue
         if r["g"] == _SUB_ITEMS:
             t = top.setdefault(_label(r["category"]), {"n": 0, "sub_items": {}})
             if r["sub_item"] is not None:
-                t["sub_items"][r["sub_item"]] = r["tickets"]
+                t["sub_items"][r["sub_item"]] = int(r["tickets"])
             continue
         dim = _SET_OF[r["g"]]
         cell = {k: int(r[k]) for k in ("tickets", "fr_n", "fr_sum", "res_n", "res_sum", "resolved", "fcr")}
         groups[dim][_label(r[dim])] = cell
         if dim == "priority" and r["priority"]:
-            per_priority[r["priority"]] = {"fr_met": r["fr_met"], "fr_n": r["fr_sla_n"], "res_met": r["res_met"],
-                                           "res_n": r["res_sla_n"]}
+            per_priority[r["priority"]] = {"fr_met": int(r["fr_met"]), "fr_n": int(r["fr_sla_n"]),
+                                           "res_met": int(r["res_met"]), "res_n": int(r["res_sla_n"])}
     for cat, cell in groups["category"].items():
         top.setdefault(cat, {"n": 0, "sub_items": {}})["n"] = cell["tickets"]
-    return {"groups": groups, "per_priority": per_priority, "top": top,
+    return {**totals, "groups": groups, "per_priority": per_priority, "top": top,
             "categories": {k: v["tickets"] for k, v in groups["category"].items()}}
 
 
@@ -231,24 +258,56 @@ async def _complaints_part(conn: asyncpg.Connection, start: datetime, end: datet
         dim, col = {3: ("type", "complaint_type"), 5: ("responsibility", "responsibility"),
                     6: ("department", "complaint_department")}[r["g"]]
         complaints[dim][_label(r[col])] = r["n"]
-    return {"complaint_groups": complaints, "repeats": await conn.fetchval(_REPEATS, start, end),
-            "backlog": await conn.fetchval(_BACKLOG, backlog_at)}
+    return {"complaint_groups": complaints, "repeats": await conn.fetchval(_REPEATS, start, end)}
 
 
-STATS_PARTS = (_main_part, _groups_part, _complaints_part)
+async def _backlog_part(conn: asyncpg.Connection, start: datetime, end: datetime, backlog_at: datetime
+                        ) -> dict[str, Any]:
+    return {"backlog": await conn.fetchval(_BACKLOG, backlog_at)}
+
+
+# the parts of a period's statistics, each one query or two; the heaviest first
+STATS_PARTS = (_durations_part, _groups_part, _complaints_part, _backlog_part)
+Job = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+
+def stats_jobs(*, start: datetime, end: datetime, backlog_at: datetime) -> list[Job]:
+    """A period's statistics as jobs for ``run_on`` (merge their results with ``merge_stats``)."""
+    return [functools.partial(_run_part, part, start, end, backlog_at) for part in STATS_PARTS]
+
+
+async def _run_part(part: Any, start: datetime, end: datetime, backlog_at: datetime, conn: asyncpg.Connection
+                    ) -> dict[str, Any]:
+    return await part(conn, start, end, backlog_at)
+
+
+def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {k: v for p in parts for k, v in p.items()}
+
+
+async def run_on(conns: list[asyncpg.Connection], jobs: list[Job]) -> list[Any]:
+    """Run ``jobs`` on ``conns`` (one query at a time on each), each on the next free connection, in
+    the order given; the results in that order."""
+    free: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+    for c in conns:
+        free.put_nowait(c)
+
+    async def one(job: Job) -> Any:
+        conn = await free.get()
+        try:
+            return await job(conn)
+        finally:
+            free.put_nowait(conn)
+
+    return list(await asyncio.gather(*(one(j) for j in jobs)))
 
 
 async def period_stats(conn: asyncpg.Connection | list[asyncpg.Connection], *, start: datetime, end: datetime,
                        backlog_at: datetime) -> dict[str, Any]:
     """Exact sufficient statistics of the tickets received in ``[start, end)`` (see ``figures``). Given
-    several connections on one snapshot (``consistent``), its three scans run at once."""
+    several connections on one snapshot (``consistent``), its scans run at once."""
     conns = conn if isinstance(conn, list) else [conn]
-
-    async def share(i: int) -> list[dict[str, Any]]:  # a connection runs one query at a time: its share in turn
-        return [await part(conns[i], start, end, backlog_at) for part in STATS_PARTS[i::len(conns)]]
-
-    shares = await asyncio.gather(*(share(i) for i in range(min(len(conns), len(STATS_PARTS)))))
-    return {k: v for parts in shares for p in parts for k, v in p.items()}
+    return merge_stats(await run_on(conns, stats_jobs(start=start, end=end, backlog_at=backlog_at)))
 
 
 def report_width(pool: asyncpg.Pool, wanted: int = 4) -> int:
@@ -260,7 +319,8 @@ def report_width(pool: asyncpg.Pool, wanted: int = 4) -> int:
 
 async def trend(conn: asyncpg.Connection, *, months: list[tuple[str, datetime]], end: datetime
                 ) -> dict[str, dict[str, int]]:
-    """Headline sums per month; ``months`` are (name, local start) oldest first, ``end`` the last one's end."""
+    """Headline sums per month; ``months`` are consecutive (name, local start), oldest first, ``end`` the
+    last one's end."""
     starts = [m[1] for m in months]
     rows = await conn.fetch(_TREND, starts[0], end, starts)
     return {months[r["bucket"] - 1][0]: {k: int(v) for k, v in dict(r).items() if k != "bucket"} for r in rows}
@@ -275,12 +335,23 @@ async def get_snapshot(conn: asyncpg.Connection, *, period: str) -> dict[str, An
                                      "body": orjson.loads(row["body"])}
 
 
-async def save_snapshot(conn: asyncpg.Connection, *, period: str, body: dict[str, Any], frozen_at: datetime) -> bool:
-    """Freeze ``period`` once; False when it was frozen already (another replica, or a rerun)."""
+async def save_snapshot(conn: asyncpg.Connection, *, period: str, body: dict[str, Any], frozen_at: datetime,
+                        stats: dict[str, Any] | None = None) -> bool:
+    """Freeze ``period`` once, with its exact statistics (what a later period's "previous" and trend
+    read); False when it was frozen already (another replica, or a rerun)."""
     row = await conn.fetchval(
-        f"INSERT INTO {S}.snapshots (period, frozen_at, body) VALUES ($1, $2, $3::jsonb)"
-        " ON CONFLICT DO NOTHING RETURNING 1", period, frozen_at, orjson.dumps(body).decode())
+        f"INSERT INTO {S}.snapshots (period, frozen_at, body, stats) VALUES ($1, $2, $3::jsonb, $4::jsonb)"
+        " ON CONFLICT DO NOTHING RETURNING 1", period, frozen_at, orjson.dumps(body).decode(),
+        None if stats is None else orjson.dumps(stats).decode())
     return row is not None
+
+
+async def frozen_stats(conn: asyncpg.Connection, *, periods: list[str]) -> dict[str, dict[str, Any]]:
+    """The exact statistics of those of ``periods`` that are published (snapshots frozen before the
+    statistics were kept have none, and are computed live)."""
+    rows = await conn.fetch(f"SELECT period, stats FROM {S}.snapshots WHERE period = ANY($1::text[])"
+                            " AND stats IS NOT NULL", periods)
+    return {r["period"]: orjson.loads(r["stats"]) for r in rows}
 
 
 _ACTION_COLS = "id, period, finding, metric, measure, owner, deadline, status, target_value, created_by, " \

@@ -189,7 +189,8 @@ FACT_COLUMNS = "ticket_no, state, " + ", ".join(COLUMNS)
 
 async def facts(review: Any) -> dict[str, dict[str, Any]]:
     async with review.rt.pool.acquire() as conn:
-        return {r["ticket_no"]: dict(r) for r in await conn.fetch(f"SELECT {FACT_COLUMNS} FROM review.facts")}
+        return {r["ticket_no"]: dict(r) for r in await conn.fetch(
+            f"SELECT {FACT_COLUMNS} FROM review.facts JOIN review.fact_states USING (ticket_no)")}
 
 
 async def test_rebuild_from_the_event_log_equals_live(scenario, review):

@@ -94,3 +94,30 @@ async def test_improvement_actions(run_env, review):
     r = await review.client.patch("/v1/reviews/actions/00000000-0000-0000-0000-000000000000", json={"owner": "x"},
                                   headers=SUP)
     assert r.status_code == 404
+
+
+async def test_a_published_month_is_the_next_reviews_previous_and_trend_point_exactly(run_env, review):
+    """The statistics a snapshot keeps give the next review's previous figures and the trend's point
+    exactly as computing them live did; a late event for the published month changes its recompute,
+    never the next review's "previous" (what last month's review showed)."""
+    events = [e for t in month_of_tickets(2026, 3, key_prefix="prevA") for e in t.events]
+    events += [e for t in month_of_tickets(2026, 4, key_prefix="prevB") for e in t.events]
+    await send_all(run_env, review, events)
+    before = (await review.client.get("/v1/reviews/2026-04")).json()
+    assert before["previous_source"] == "live" and before["metrics"]["tickets"]["previous"] == 8
+    r = await review.client.post("/v1/reviews/2026-03/snapshot", headers=SUP)
+    assert r.json()["frozen"] is True
+    async with review.rt.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT stats IS NOT NULL FROM review.snapshots WHERE period = '2026-03'")
+    after = (await review.client.get("/v1/reviews/2026-04")).json()
+    assert after["previous_source"] == "snapshot"
+    for key in ("metrics", "breakdowns", "trend", "complaint_analysis", "top_categories"):
+        assert after[key] == before[key], key
+    late = Ticket(local(2026, 3, 30), channel="web").routed("fault", "P3")
+    await send_all(run_env, review, late.events)
+    later = (await review.client.get("/v1/reviews/2026-04")).json()
+    previous = lambda body: {k: m["previous"] for k, m in body["metrics"].items() if "previous" in m}
+    assert previous(later) == previous(before) and later["trend"][:-1] == before["trend"][:-1]
+    assert later["metrics"]["backlog_end"]["value"] == before["metrics"]["backlog_end"]["value"] + 1  # still open
+    may = (await review.client.get("/v1/reviews/2026-03", params={"recompute": "true"})).json()
+    assert {"metric": "tickets", "published": 8, "now": 9} in may["differences"]

@@ -3,7 +3,7 @@
 from services.review.definitions import DEFINITIONS
 from services.review.names import NAMES, name
 
-PAGE_KEYS = {k for k in DEFINITIONS if k not in {"top_categories", "trend", "change"}}
+PAGE_KEYS = {k for k in DEFINITIONS if k not in {"top_categories", "trend", "change", "previous"}}
 
 
 def test_every_defined_figure_has_a_name_in_both_languages():
