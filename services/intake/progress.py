@@ -64,13 +64,11 @@ def url_for(opts: ProgressSettings, token: str) -> str:
 
 async def issue_link(pool: asyncpg.Pool, opts: ProgressSettings, *, ticket_no: str) -> str:
     """The ticket's progress URL (made on first use: the acknowledgement's contact lookup)."""
+    fresh = pd.new_salt()
     async with pool.acquire() as conn:
-        row = await links.link(conn, ticket_no=ticket_no)
-        if row is None:
-            salt = pd.new_salt()
-            row = await links.add_link(conn, ticket_no=ticket_no, salt=salt, token_hash=pd.token_hash(
-                pd.make_token(opts.secret, salt, ticket_no)))
-    return url_for(opts, pd.make_token(opts.secret, bytes(row["salt"]), ticket_no))
+        salt = await links.add_link(conn, ticket_no=ticket_no, salt=fresh, token_hash=pd.token_hash(
+            pd.make_token(opts.secret, fresh, ticket_no)))
+    return url_for(opts, pd.make_token(opts.secret, salt, ticket_no))
 
 
 async def _ticket_no(conn: asyncpg.Connection, token: str) -> str | None:

@@ -15,14 +15,18 @@ async def link(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = F
     return await conn.fetchrow(f"SELECT * FROM {S}.progress_links WHERE ticket_no = $1{lock}", ticket_no)
 
 
-async def add_link(conn: asyncpg.Connection, *, ticket_no: str, salt: bytes, token_hash: bytes) -> asyncpg.Record:
-    """The ticket's link (a concurrent caller's row when it made one first)."""
-    await conn.execute(
-        f"INSERT INTO {S}.progress_links (ticket_no, salt, token_hash) VALUES ($1, $2, $3)"
-        " ON CONFLICT (ticket_no) DO NOTHING",
+async def add_link(conn: asyncpg.Connection, *, ticket_no: str, salt: bytes, token_hash: bytes) -> bytes:
+    """The salt of the ticket's link: this one, inserted now, or the one it already had (made earlier or by
+    a concurrent caller). One statement: the insert's row, else the stored one."""
+    got = await conn.fetchval(
+        f"WITH ins AS (INSERT INTO {S}.progress_links (ticket_no, salt, token_hash) VALUES ($1, $2, $3)"
+        " ON CONFLICT (ticket_no) DO NOTHING RETURNING salt)"
+        f" SELECT salt FROM ins UNION ALL SELECT salt FROM {S}.progress_links WHERE ticket_no = $1 LIMIT 1",
         ticket_no, salt, token_hash,
     )
-    return await link(conn, ticket_no=ticket_no)
+    if got is None:  # a concurrent caller's row, committed after this statement's snapshot was taken
+        got = (await link(conn, ticket_no=ticket_no))["salt"]  # type: ignore[index]
+    return bytes(got)
 
 
 async def ticket_of(conn: asyncpg.Connection, *, token_hash: bytes) -> str | None:

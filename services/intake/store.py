@@ -66,10 +66,14 @@ async def insert_ticket(
 async def find_duplicate(
     conn: asyncpg.Connection, *, channel: str, external_id: str | None, message_id: str | None
 ) -> asyncpg.Record | None:
-    """The ticket already registered for this channel's ``external_id`` (or intake ``message_id``)."""
+    """The ticket already registered for this channel's ``external_id`` (or intake ``message_id``).
+
+    Two lookups, each on its own unique index, whatever the planner's statistics say: an ``OR`` of the
+    two made a fresh table's plan scan every ticket of the channel (1.5 ms a ticket after 2,000)."""
     return await conn.fetchrow(
-        f"SELECT * FROM {S}.tickets WHERE channel = $1 AND (external_id = $2 OR message_id = $3)"
-        " ORDER BY external_id = $2 DESC LIMIT 1",
+        f"SELECT * FROM ((SELECT * FROM {S}.tickets WHERE channel = $1 AND external_id = $2)"
+        f" UNION ALL (SELECT * FROM {S}.tickets WHERE channel = $1 AND message_id = $3)) d"
+        " ORDER BY (d.external_id = $2) IS TRUE DESC LIMIT 1",
         channel, external_id, message_id,
     )
 
@@ -121,7 +125,8 @@ async def record_events(conn: asyncpg.Connection, events: list[CloudEvent]) -> N
         f"INSERT INTO {S}.timeline (event_id, ticket_no, type, source, seq, time, data)"
         " SELECT u.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],"
         f" $7::jsonb[]) AS u(event_id, ticket_no, type, source, seq, time, data)"
-        f" WHERE EXISTS (SELECT 1 FROM {S}.tickets t WHERE t.ticket_no = u.ticket_no)"
+        # the tickets by primary key (`= ANY`), not a semi-join a young table's plan made a full scan
+        f" WHERE u.ticket_no IN (SELECT t.ticket_no FROM {S}.tickets t WHERE t.ticket_no = ANY($2::text[]))"
         " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         [e.id for e in events], [e.ticket_no for e in events], [e.type for e in events],
         [e.source for e in events], [e.data.get("seq") for e in events], [e.time for e in events],

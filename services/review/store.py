@@ -67,15 +67,21 @@ def _json(value: Any) -> Any:
 
 async def save_facts(conn: asyncpg.Connection, *, rows: list[dict[str, Any]]) -> None:
     """Write each ``{"ticket_no", "state", <columns>}``: the facts' columns and the states (one statement
-    for the lot)."""
+    for the lot).
+
+    ``ticket_no = ANY($2)`` beside each join gives the planner a primary-key path: joined only to a
+    record set (which it guesses at 100 rows) it hash-joined a full scan of both tables per batch while
+    they were young (3.8 ms a batch at 10,000 facts)."""
     payload = orjson.dumps([{k: _json(v) for k, v in r.items()} for r in rows]).decode()
     sets = ", ".join(f"{c} = x.{c}" for c in COLUMNS)
     await conn.execute(
         f"WITH st AS (UPDATE {S}.fact_states s SET state = x.state"
-        f"  FROM jsonb_to_recordset($1::jsonb) AS x(ticket_no text, state jsonb) WHERE s.ticket_no = x.ticket_no)"
+        f"  FROM jsonb_to_recordset($1::jsonb) AS x(ticket_no text, state jsonb)"
+        f"  WHERE s.ticket_no = ANY($2::text[]) AND s.ticket_no = x.ticket_no)"
         f" UPDATE {S}.facts f SET {sets}, updated_at = now()"
-        f" FROM jsonb_populate_recordset(NULL::{S}.facts, $1::jsonb) x WHERE f.ticket_no = x.ticket_no",
-        payload)
+        f" FROM jsonb_populate_recordset(NULL::{S}.facts, $1::jsonb) x"
+        f" WHERE f.ticket_no = ANY($2::text[]) AND f.ticket_no = x.ticket_no",
+        payload, [r["ticket_no"] for r in rows])
 
 
 async def reset(conn: asyncpg.Connection) -> int:
