@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 log = logging.getLogger(__name__)
 MIN_SLEEP_S = 0.02  # due rows another replica holds right now: look again soon, without spinning
+HOUR_S = 3600.0  # the housekeeping loops' interval (``Runtime.every``)
 DEAF_SLEEP_S = 1.0  # no LISTEN connection (database restarting, connections exhausted): poll this often
 
 
@@ -96,3 +98,24 @@ class DueLoop:
             timeout = longest if sleep is None else min(max(sleep, MIN_SLEEP_S), longest)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+
+class Every(DueLoop):
+    """A hook run every ``interval_s`` seconds (housekeeping, retention purges): the first run one
+    interval after the start, a failure retried with the loop's backoff, nothing after ``stop``.
+    ``Runtime.every`` builds and registers one; it needs no LISTEN channel."""
+
+    def __init__(self, interval_s: float, hook: Callable[[], Awaitable[object]], *, name: str) -> None:
+        super().__init__(name=name, listen_dsn=None, channel=None, max_sleep_s=interval_s)
+        self.interval_s, self.hook = interval_s, hook
+        self._first = True
+
+    async def pass_once(self) -> float | None:
+        if self._first:  # starting is not the moment to purge: wait one interval
+            self._first = False
+            return self.interval_s
+        await self.hook()
+        return self.interval_s
+
+    def on_error(self, exc: Exception) -> None:
+        log.warning("periodic task failed", extra={"task": self.name, "error": repr(exc)})

@@ -22,7 +22,7 @@ from faststream.specification import AsyncAPI
 
 from shared import batching, db, openapi, production, topology, trust
 from shared.consumer import Consumer
-from shared.dueloop import DueLoop
+from shared.dueloop import DueLoop, Every
 from shared.events import EventData
 from shared.http import BodyLimit, install_error_handlers, install_ops_routes
 from shared.outbox import Relay
@@ -86,10 +86,8 @@ class Runtime:
     on_stop: list[Hook] = field(default_factory=list)
     bindings: list[tuple[Any, Any, list[str]]] = field(default_factory=list)
     metrics_hooks: list[Hook] = field(default_factory=list)
-    periodic: list[tuple[float, Hook]] = field(default_factory=list)
     on_emitted: EmittedHook | None = None  # the service's own write of what it emits (intake's timeline)
     loops: list[DueLoop] = field(default_factory=list, init=False)  # background loops (``add_loop``)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     outbox: bool = True
 
     def __post_init__(self) -> None:
@@ -125,6 +123,13 @@ class Runtime:
         """A background loop (``shared.dueloop.DueLoop``, which reads ``rt.pool`` when it runs): started
         after the consumers and the ``on_start`` hooks, stopped (bounded) before them and the broker."""
         self.loops.append(loop)
+
+    def every(self, interval_s: float, hook: Hook, *, name: str) -> Every:
+        """Run ``hook(rt)`` every ``interval_s`` seconds as a background loop (``shared.dueloop.Every``):
+        the first run one interval after the start; a failure is logged and retried with backoff."""
+        loop = Every(interval_s, lambda: hook(self), name=name)
+        self.add_loop(loop)
+        return loop
 
     def batching(self, *, linger: bool = True) -> batching.Batching | None:
         """Batched consumption for a queue whose handler keeps no order across messages (``None``: off).
@@ -164,13 +169,9 @@ class Runtime:
                 await hook(self)
             for loop in self.loops:
                 loop.start()
-            for interval, hook in self.periodic:
-                self._tasks.append(asyncio.create_task(self._every(interval, hook)))
             log.info("service started", extra={"service": self.service})
             yield self
         finally:
-            for task in self._tasks:
-                task.cancel()
             for consumer in self.consumers:
                 await _bounded(consumer.stop(), f"consumer {consumer.queue.name}")
             for loop in reversed(self.loops):
@@ -188,16 +189,6 @@ class Runtime:
             except TimeoutError:  # a connection never released: drop them all rather than hang the stop
                 log.warning("pool did not close in time; terminating its connections")
                 self.pool.terminate()
-
-    async def _every(self, interval: float, hook: Hook) -> None:
-        """Run ``hook`` every ``interval`` seconds (housekeeping); a failure is logged, not fatal."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await hook(self)
-            except Exception as exc:  # noqa: BLE001 - housekeeping must not stop the service
-                log.warning("periodic task failed", extra={"task": getattr(hook, "__name__", "?"),
-                                                           "error": repr(exc)})
 
     def document_publications(self, published: Sequence[tuple[type[EventData], str]]) -> None:
         """Declare what the outbox relay publishes, so the AsyncAPI document lists it (the relay itself

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api, handlers, privacy, progress, progress_api, records, records_api, store, usecases
+from services.intake import api, handlers, progress, progress_api, records, records_api, store, usecases, worker
 from shared import openapi
 from shared.consumer import subscribe
 from shared.events import (
@@ -73,11 +72,9 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     rt.bindings.append((timeline, EVENTS, FOREIGN_EVENTS))
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
-    rt.periodic.append((3600.0, lambda r: usecases.housekeeping(r.pool, tz=r.settings.tz)))
-    # privacy: customer.erase over AMQP, the daily retention purge, old quota windows
+    # privacy: customer.erase over AMQP; the housekeeping and the retention purge run in worker.py
     rt.bindings.append((commands, COMMANDS, ["customer.erase"]))
-    # hourly, so a restart never postpones it by a day; what is due is counted in days after close
-    rt.periodic.append((3600.0, lambda r: privacy.daily(r, now=datetime.now(UTC))))
+    worker.register(rt)
     return rt
 
 

@@ -14,6 +14,7 @@ from services.notification.templates import Templates
 from services.notification.worker import Worker
 from shared.consumer import subscribe
 from shared.customer_api import customer_export
+from shared.dueloop import HOUR_S
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.topology import EVENTS, quorum_queue
@@ -50,8 +51,9 @@ def build_runtime(
     erased = quorum_queue("notification.customers", routing_key="customer.erased",
                           delivery_limit=rt.settings.delivery_limit)
     subscribe(rt, erased, EVENTS, handlers.build_customers(rt, worker))
-    rt.periodic.append((3600.0, lambda r: privacy.purge_expired(
-        r, now=worker.clock(), retention_days=r.settings.contact_retention_days)))
+    rt.every(HOUR_S, lambda r: privacy.purge_expired(
+        r, now=worker.clock(), retention_days=r.settings.contact_retention_days),
+        name="notification privacy purge")
 
     clients: list[httpx.AsyncClient | contacts.IntakeContacts] = []
 

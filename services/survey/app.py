@@ -18,6 +18,7 @@ from shared.customer_api import customer_export
 from shared.events import (
     SurveyCancelled, SurveyExpired, SurveyReminder, SurveySent,
 )
+from shared.dueloop import HOUR_S
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.topology import EVENTS, quorum_queue
@@ -51,8 +52,9 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     rt.bindings.append((queue, EVENTS, ["ticket.created", "ticket.reopened"]))
     erased = quorum_queue("survey.customers", routing_key="customer.erased", delivery_limit=rt.settings.delivery_limit)
     subscribe(rt, erased, EVENTS, handlers.build_customers(rt))
-    rt.periodic.append((3600.0, lambda r: privacy.purge_expired(
-        r, now=datetime.now(UTC), retention_days=r.settings.contact_retention_days)))
+    rt.every(HOUR_S, lambda r: privacy.purge_expired(
+        r, now=datetime.now(UTC), retention_days=r.settings.contact_retention_days),
+        name="survey privacy purge")
 
     rt.add_loop(DueWorker(rt, policy, batch=cfg.scheduler_batch, poll_s=cfg.scheduler_poll_s))
     rt.document_publications(PUBLISHED)
