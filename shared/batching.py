@@ -32,11 +32,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCHES = Counter("helpdesk_consumer_batches_total", "Batches of deliveries handled in one transaction",
                   ["service", "queue", "outcome"])
@@ -142,3 +143,55 @@ class Batcher:
         BATCHES.labels(self.service, self.queue, "committed").inc()
         BATCH_SIZE.labels(self.service, self.queue).observe(len(msgs))
         return True
+
+
+class GroupCommit(Generic[T]):
+    """Writes what many tasks submit in as few transactions as the load allows (group commit).
+
+    ``await submit(item)`` returns once ``item`` is written. A submitter that finds no write running
+    writes everything pending, then whatever arrived during that write, until nothing is left; so an
+    idle system writes each item at once, and a busy one many per transaction. If a write fails, each
+    of its items is written again alone: a failing item fails its own submitter only."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._write = write
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._running = False
+
+    async def submit(self, item: T) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, done))
+        if not self._running:
+            self._running = True
+            batch: list[tuple[T, asyncio.Future[None]]] = []
+            try:
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    await self._flush(batch)
+            except BaseException:  # cancelled mid-write: nobody is left to write for the waiters
+                for _, fut in batch + self._pending:
+                    if not fut.done():
+                        fut.cancel()
+                self._pending = []
+                raise
+            finally:
+                self._running = False
+        await done
+
+    async def _flush(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            await self._write([item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - each item is tried alone below
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for item, fut in batch:
+                try:
+                    await self._write([item])
+                except Exception as one:  # noqa: BLE001 - its submitter gets it
+                    fut.set_exception(one)
+                else:
+                    fut.set_result(None)
+            return
+        for _, fut in batch:
+            fut.set_result(None)

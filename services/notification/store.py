@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -112,7 +113,75 @@ async def start_attempt(conn: asyncpg.Connection, *, delivery_id: int, now: date
     )
 
 
+async def start_attempts(conn: asyncpg.Connection, *, ids: list[int], now: datetime,
+                         lease_until: datetime) -> dict[int, int]:
+    """``start_attempt`` for a claimed batch (one statement): id -> the attempt now counted. The rows are
+    locked (``lock_due``), so each is reached by a primary-key probe and then its ``ctid``, whatever
+    the statistics of a young table say."""
+    rows = await conn.fetch(
+        f"UPDATE {S}.deliveries d SET attempts = d.attempts + 1, last_attempt_at = $2, next_attempt_at = $3,"
+        " held = NULL"
+        f" FROM (SELECT l.tid FROM unnest($1::bigint[]) AS u(id) CROSS JOIN LATERAL"
+        f"       (SELECT g.ctid AS tid FROM {S}.deliveries g WHERE g.id = u.id LIMIT 1) l) x"
+        " WHERE d.ctid = x.tid RETURNING d.id, d.attempts",
+        ids, now, lease_until,
+    )
+    return {r["id"]: r["attempts"] for r in rows}
+
+
 # ---- deliveries: outcomes ----
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result: ``sent``, ``retry`` (``next_at``) or ``failed`` (final)."""
+
+    delivery_id: int
+    attempt: int
+    outcome: str
+    at: datetime
+    recipient_masked: str | None
+    duration_ms: int
+    error: str | None = None
+    next_at: datetime | None = None
+
+
+async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
+    """``mark_sent`` / ``mark_retry`` / ``mark_failed`` for many attempts: one update and one insert for
+    the lot. A row that changed since it was probed (a concurrent erasure) is missed by its ``ctid``
+    and then written alone, by id."""
+    o = outcomes
+    done = {r["id"] for r in await conn.fetch(
+        f"UPDATE {S}.deliveries d SET"
+        " status = CASE x.outcome WHEN 'sent' THEN 'sent' WHEN 'failed' THEN 'failed' ELSE d.status END,"
+        " sent_at = CASE WHEN x.outcome = 'sent' THEN x.at ELSE d.sent_at END,"
+        " failed_at = CASE WHEN x.outcome = 'failed' THEN x.at ELSE d.failed_at END,"
+        " next_attempt_at = CASE WHEN x.outcome = 'retry' THEN x.next_at ELSE d.next_attempt_at END,"
+        " held = CASE x.outcome WHEN 'retry' THEN 'retry' WHEN 'failed' THEN NULL ELSE d.held END,"
+        " last_error = x.error,"
+        " recipient_masked = CASE WHEN x.outcome = 'sent' THEN x.masked"
+        "                    ELSE COALESCE(x.masked, d.recipient_masked) END"
+        " FROM (SELECT u.*, l.tid FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[],"
+        "       $5::text[], $6::text[]) AS u(id, outcome, at, next_at, error, masked) CROSS JOIN LATERAL"
+        f"       (SELECT g.ctid AS tid FROM {S}.deliveries g WHERE g.id = u.id LIMIT 1) l) x"
+        " WHERE d.ctid = x.tid RETURNING d.id",
+        [x.delivery_id for x in o], [x.outcome for x in o], [x.at for x in o], [x.next_at for x in o],
+        [x.error if x.outcome != "sent" else None for x in o], [x.recipient_masked for x in o])}
+    for x in (x for x in o if x.delivery_id not in done):
+        common = {"delivery_id": x.delivery_id, "attempt": x.attempt, "now": x.at,
+                  "recipient_masked": x.recipient_masked, "duration_ms": x.duration_ms}
+        if x.outcome == "sent":
+            await mark_sent(conn, **common)  # type: ignore[arg-type]
+        elif x.outcome == "failed":
+            await mark_failed(conn, **common, error=x.error or "")  # type: ignore[arg-type]
+        else:
+            await mark_retry(conn, **common, next_at=x.next_at, error=x.error or "")  # type: ignore[arg-type]
+    await conn.execute(
+        f"INSERT INTO {S}.attempts (delivery_id, attempt, at, outcome, error, duration_ms)"
+        " SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[])"
+        " ON CONFLICT DO NOTHING",
+        [x.delivery_id for x in o], [x.attempt for x in o], [x.at for x in o], [x.outcome for x in o],
+        [x.error for x in o], [x.duration_ms for x in o])
 
 async def _log(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, at: datetime, outcome: str,
                error: str | None, duration_ms: int | None) -> None:

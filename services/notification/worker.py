@@ -5,7 +5,9 @@ and, in that short transaction, holds back what must wait (quiet hours, the reci
 limit) and leases the rest (the attempt is counted; the lease is ``next_attempt_at``, so a crashed
 worker's rows come due again). Sending happens outside any transaction and never while a broker
 message is held. The outcome commits with its ``notification.sent`` / ``notification.failed``
-event (outbox); a final failure is then published to ``helpdesk.dlx``.
+event (outbox), together with the outcomes of the sends that finished meanwhile (``GroupCommit``: one
+transaction and two statements for the lot, a failing one written alone); a final failure is then
+published to ``helpdesk.dlx``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
-from faststream.rabbit import RabbitBroker
 
 from services.notification import contacts, domain, metrics, store
 from services.notification.channels import Channel, Outgoing
 from services.notification.config import NotificationSettings, RulesConfig
 from services.notification.domain import DeliveryError
 from services.notification.templates import Templates
+from shared.batching import GroupCommit
 from shared.dueloop import DueLoop
 from shared.events import NotificationFailed, NotificationSent
 from shared.masking import mask_text
@@ -55,6 +57,7 @@ class Worker(DueLoop):
         self.channels: dict[str, Channel] = {}
         self.intake: contacts.IntakeContacts | None = None
         self._sem = asyncio.Semaphore(opts.worker_concurrency)
+        self._outcomes: GroupCommit[tuple[dict[str, Any], store.Outcome]] = GroupCommit(self._write_outcomes)
 
     def attach(self, *, channels: dict[str, Channel], intake: contacts.IntakeContacts) -> None:
         """The senders, made at start (they hold HTTP clients); the loop starts after this."""
@@ -99,19 +102,27 @@ class Worker(DueLoop):
         async with self.rt.pool.acquire() as conn, conn.transaction():  # no events, no inbox: a plain one
             rows = await store.lock_due(conn, now=now, limit=self.opts.worker_batch)
             ready = []
+            leased: dict[str, int] = {}  # rate key -> rows of this claim let go (attempted now, below)
             # Sorted by rate key: the advisory locks are then always taken in one order (no deadlock).
             for row in sorted(rows, key=lambda r: r["rate_key"]):
-                reason, until = await self._hold(conn, row, now)
+                reason, until = await self._hold(conn, row, now, leased=leased.get(row["rate_key"], 0))
                 if until is not None:
                     await store.hold(conn, delivery_id=row["id"], until=until, reason=reason)
                     metrics.HELD.labels(reason).inc()
                     continue
-                row["attempt"] = await store.start_attempt(conn, delivery_id=row["id"], now=now,
-                                                           lease_until=lease_until)
                 ready.append(row)
+                leased[row["rate_key"]] = leased.get(row["rate_key"], 0) + 1
+            if ready:  # count the attempts and lease the rows: one statement
+                attempts = await store.start_attempts(conn, ids=[r["id"] for r in ready], now=now,
+                                                      lease_until=lease_until)
+                for row in ready:
+                    row["attempt"] = attempts[row["id"]]
         return ready, len(rows)
 
-    async def _hold(self, conn: asyncpg.Connection, row: dict[str, Any], now: datetime) -> tuple[str, datetime | None]:
+    async def _hold(self, conn: asyncpg.Connection, row: dict[str, Any], now: datetime, *,
+                    leased: int = 0) -> tuple[str, datetime | None]:
+        """Why and until when ``row`` must wait (``until`` None: it may go now). ``leased``: rows to the
+        same rate key this claim already lets go, attempted now but not yet written."""
         if row["quiet"] and not row["urgent"]:
             until = domain.quiet_until(now, self.cfg.quiet_hours, self.tz)
             if until is not None:
@@ -123,6 +134,8 @@ class Worker(DueLoop):
         since = now - timedelta(seconds=self.cfg.rate_limit.window_s)
         count, oldest = await store.sends_in_window(conn, rate_key=row["rate_key"], since=since,
                                                     exclude_id=row["id"])
+        if leased:
+            count, oldest = count + leased, now if oldest is None else min(oldest, now)
         return "rate_limit", domain.rate_hold_until(sent_in_window=count, oldest=oldest, limit=limit,
                                                     rate=self.cfg.rate_limit)
 
@@ -153,20 +166,14 @@ class Worker(DueLoop):
         now, attempt, ch = self.clock(), row["attempt"], row["channel"]
         final = error is not None and (error.permanent or attempt >= self.cfg.retry.max_attempts)
         reason = mask_text(error.reason) if error else None
-        async with self.rt.unit() as u:
-            common = {"channel": ch, "template": row["template"], "recipient": masked, "attempt": attempt}
-            if error is None:
-                await store.mark_sent(u.conn, delivery_id=row["id"], attempt=attempt, now=now,
-                                      recipient_masked=masked, duration_ms=ms)
-                u.emit(row["ticket_no"], NotificationSent(**common))
-            elif final:
-                await store.mark_failed(u.conn, delivery_id=row["id"], attempt=attempt, now=now, error=reason or "",
-                                        recipient_masked=masked, duration_ms=ms)
-                u.emit(row["ticket_no"], NotificationFailed(**common, error=reason))
-            else:
-                next_at = now + timedelta(seconds=domain.backoff_s(attempt, self.cfg.retry))
-                await store.mark_retry(u.conn, delivery_id=row["id"], attempt=attempt, now=now, next_at=next_at,
-                                       error=reason or "", recipient_masked=masked, duration_ms=ms)
+        if error is None:
+            outcome = store.Outcome(row["id"], attempt, "sent", now, masked, ms)
+        elif final:
+            outcome = store.Outcome(row["id"], attempt, "failed", now, masked, ms, error=reason or "")
+        else:
+            next_at = now + timedelta(seconds=domain.backoff_s(attempt, self.cfg.retry))
+            outcome = store.Outcome(row["id"], attempt, "retry", now, masked, ms, error=reason or "", next_at=next_at)
+        await self._outcomes.submit((row, outcome))
         result = "sent" if error is None else ("failed" if final else "retry")
         metrics.ATTEMPTS.labels(ch, result).inc()
         if result != "retry":
@@ -177,6 +184,19 @@ class Worker(DueLoop):
                                                           "reason": reason})
         if final:
             await self.dead_letter_failed()
+
+    async def _write_outcomes(self, items: list[tuple[dict[str, Any], store.Outcome]]) -> None:
+        """The outcomes of many sends, with their ``notification.sent`` / ``notification.failed`` events,
+        in one unit of work (``GroupCommit`` gathers them)."""
+        async with self.rt.unit() as u:
+            await store.record_outcomes(u.conn, [o for _, o in items])
+            for row, o in items:
+                if o.outcome == "retry":
+                    continue
+                common = {"channel": row["channel"], "template": row["template"], "recipient": o.recipient_masked,
+                          "attempt": o.attempt}
+                u.emit(row["ticket_no"], NotificationSent(**common) if o.outcome == "sent"
+                       else NotificationFailed(**common, error=o.error))
 
     # ---- dead letters ----
 

@@ -1,0 +1,117 @@
+"""Notification's batch writes (``store.start_attempts``, ``store.record_outcomes``) leave every delivery
+row and attempt row exactly as the one-row statements do (``start_attempt``, ``mark_sent``,
+``mark_retry``, ``mark_failed``), for a batch mixing all three outcomes; a row the batch's ``ctid`` probe
+misses (changed under it) is still written, by id. Real Postgres, notification's own migrations, in a
+scratch schema."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.notification import store
+from shared import db
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+COLUMNS = ("status", "attempts", "last_attempt_at", "next_attempt_at", "held", "last_error", "recipient_masked",
+           "sent_at", "failed_at")
+
+
+@pytest.fixture
+async def schema(run_env: dict[str, str], intake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A scratch schema made by notification's migrations (``intake``: it creates the database)."""
+    name = f"outcomes_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(run_env["DATABASE_URL"])
+    await conn.execute(f"CREATE SCHEMA {name}")
+    await db.migrate(conn, name, Path(store.__file__).parent / "migrations")
+    monkeypatch.setattr(store, "S", name)
+    try:
+        yield conn, name
+    finally:
+        await conn.execute(f"DROP SCHEMA {name} CASCADE")
+        await conn.close()
+
+
+async def _deliveries(conn: asyncpg.Connection, schema: str, n: int, tag: str) -> list[int]:
+    return [r["id"] for r in await conn.fetch(
+        f"INSERT INTO {schema}.deliveries (event_id, event_type, ticket_no, recipient, rate_key, channel, template,"
+        " context, next_attempt_at, held, last_error, recipient_masked)"
+        " SELECT $1 || g, 'ticket.routed', '20261203000001', 'customer', 'customer:1', 'sms', 'ticket_received',"
+        " '{}', $2, 'rate_limit', 'earlier', 'old-mask' FROM generate_series(1, $3) g RETURNING id",
+        tag, NOW - timedelta(minutes=1), n)]
+
+
+def _outcomes(ids: list[int], attempts: dict[int, int]) -> list[store.Outcome]:
+    kinds = ["sent", "retry", "failed", "sent", "retry", "failed"]
+    out = []
+    for k, (i, kind) in enumerate(zip(ids, kinds, strict=True)):
+        masked = None if kind != "sent" and k >= 3 else f"138****{k:04d}"
+        out.append(store.Outcome(i, attempts[i], kind, NOW, masked, 40 + k,
+                                 error=None if kind == "sent" else f"gateway said {k}",
+                                 next_at=NOW + timedelta(minutes=5) if kind == "retry" else None))
+    return out
+
+
+async def _rows(conn: asyncpg.Connection, schema: str, ids: list[int]) -> list[tuple[Any, ...]]:
+    deliveries = await conn.fetch(f"SELECT {', '.join(COLUMNS)} FROM {schema}.deliveries WHERE id = ANY($1)"
+                                  " ORDER BY id", ids)
+    attempts = await conn.fetch(f"SELECT attempt, at, outcome, error, duration_ms FROM {schema}.attempts"
+                                " WHERE delivery_id = ANY($1) ORDER BY delivery_id", ids)
+    return [tuple(d) + tuple(a) for d, a in zip(deliveries, attempts, strict=True)]
+
+
+async def test_the_batch_writes_what_the_one_row_statements_write(schema: Any) -> None:
+    conn, name = schema
+    one, many = await _deliveries(conn, name, 6, "one-"), await _deliveries(conn, name, 6, "many-")
+    lease = NOW + timedelta(minutes=2)
+    async with conn.transaction():
+        attempts_one = {i: await store.start_attempt(conn, delivery_id=i, now=NOW, lease_until=lease) for i in one}
+        attempts_many = await store.start_attempts(conn, ids=many, now=NOW, lease_until=lease)
+    assert attempts_many == {i: 1 for i in many}
+    async with conn.transaction():
+        for o in _outcomes(one, attempts_one):
+            common = {"delivery_id": o.delivery_id, "attempt": o.attempt, "now": o.at,
+                      "recipient_masked": o.recipient_masked, "duration_ms": o.duration_ms}
+            if o.outcome == "sent":
+                await store.mark_sent(conn, **common)
+            elif o.outcome == "failed":
+                await store.mark_failed(conn, **common, error=o.error)
+            else:
+                await store.mark_retry(conn, **common, next_at=o.next_at, error=o.error)
+        await store.record_outcomes(conn, _outcomes(many, attempts_many))
+    assert await _rows(conn, name, many) == await _rows(conn, name, one)
+    statuses = [r[0] for r in await _rows(conn, name, many)]
+    assert statuses == ["sent", "pending", "failed", "sent", "pending", "failed"]
+
+
+async def test_a_row_the_ctid_probe_misses_is_written_by_id(schema: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn, name = schema
+    ids = await _deliveries(conn, name, 6, "moved-")
+    attempts = await store.start_attempts(conn, ids=ids, now=NOW, lease_until=NOW + timedelta(minutes=2))
+    real_fetch = asyncpg.Connection.fetch
+
+    async def fetch_then_lose_one(self: asyncpg.Connection, query: str, *args: Any) -> list[Any]:
+        rows = await real_fetch(self, query, *args)
+        if query.lstrip().startswith(f"UPDATE {name}.deliveries d SET") and "RETURNING d.id" in query:
+            # as if its row had moved under the probe: the batch update did not touch it
+            await self.execute(f"UPDATE {name}.deliveries d SET ({', '.join(COLUMNS)}) ="
+                               f" (SELECT {', '.join(COLUMNS)} FROM keep) WHERE d.id = $1", ids[1])
+            return [r for r in rows if r["id"] != ids[1]]
+        return rows
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", fetch_then_lose_one)
+    async with conn.transaction():
+        # the lost row as it was before the batch: put back after the batch update, so only the one-row
+        # path can write it
+        await conn.execute(f"CREATE TEMP TABLE keep AS SELECT * FROM {name}.deliveries WHERE id = $1", ids[1])
+        await store.record_outcomes(conn, _outcomes(ids, attempts))
+    row = await conn.fetchrow(f"SELECT held, next_attempt_at, last_error FROM {name}.deliveries WHERE id = $1", ids[1])
+    assert (row["held"], row["next_attempt_at"], row["last_error"]) == ("retry", NOW + timedelta(minutes=5),
+                                                                        "gateway said 1")
