@@ -39,9 +39,10 @@ def warranty_policy() -> warranty.WarrantyPolicy:
     return _policy(os.environ.get(WARRANTY_FILE_ENV) or None)  # read per call (cheap); parsed once per file
 
 
-async def on_register(conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime,
-                      tz: ZoneInfo, customer_key: str | None) -> dict[str, Any]:
-    """Store the new intake fields; returns ``ticket.created``'s records fields (customer type, warranty).
+async def on_register(conn: asyncpg.Connection, *, msg: IntakeTicket, received_at: datetime,
+                      tz: ZoneInfo, customer_key: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The new ticket's records fields, assessed before it is inserted: (its columns, for
+    ``store.insert_ticket``; ``ticket.created``'s records fields: customer type, warranty).
 
     ``customer_key`` is the ticket's (privacy's ``domain.customer_key``): ``returning`` when an earlier
     ticket has the same key."""
@@ -58,8 +59,8 @@ async def on_register(conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTi
                             on=max(received_at.astimezone(tz).date(), msg.purchase_date),
                             product=msg.product, model=msg.product_model, failed_repairs=repairs)
     wdict = w.model_dump(mode="json") if w else None
-    await store.save_records_fields(conn, ticket_no=ticket_no, msg=msg, customer_type=ctype, warranty=wdict)
-    return {"product_model": msg.product_model, "purchase_date": msg.purchase_date, "invoice_no": msg.invoice_no,
+    columns = {"customer_type": ctype, "warranty": orjson.dumps(wdict).decode() if wdict else None}
+    return columns, {"product_model": msg.product_model, "purchase_date": msg.purchase_date, "invoice_no": msg.invoice_no,
             "service_type": msg.service_type, "expected_by": msg.expected_by, "customer_type": ctype,
             "warranty": w}
 

@@ -46,20 +46,26 @@ async def drop_old_serials(conn: asyncpg.Connection, *, before: date) -> int:
 
 async def insert_ticket(
     conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime, caller: str | None,
-    message_id: str | None, customer_key: str | None = None,
+    message_id: str | None, customer_key: str | None = None, customer_type: str | None = None,
+    warranty: str | None = None,
 ) -> asyncpg.Record | None:
-    """Insert and return the row; None when ``channel`` + ``external_id`` (or + ``message_id``) has a ticket."""
+    """Insert and return the row, with its records fields (``records.on_register``: ``customer_type``,
+    ``warranty`` as JSON); None when ``channel`` + ``external_id`` (or + ``message_id``) has a ticket."""
     c = msg.customer
     return await conn.fetchrow(
         f"""INSERT INTO {S}.tickets (ticket_no, channel, external_id, message_id, status, customer_name, customer_id,
                 customer_phone, customer_email, customer_tier, customer_language, subject, description, kind,
-                urgency, impact, order_no, product, complaint, caller, received_at, customer_key)
-            VALUES ($1,$2,$3,$20,'new',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21)
+                urgency, impact, order_no, product, complaint, caller, received_at, customer_key,
+                product_model, purchase_date, invoice_no, service_type, expected_by, customer_type, warranty)
+            VALUES ($1,$2,$3,$20,'new',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,
+                $22,$23,$24,$25,$26,$27,$28)
             ON CONFLICT DO NOTHING RETURNING *""",
         ticket_no, msg.channel, msg.external_id, c.name, c.id, c.phone, c.email, c.tier, c.language,
         msg.subject, msg.description, msg.kind, msg.urgency, msg.impact, msg.order_no, msg.product,
         orjson.dumps(msg.complaint.model_dump(mode="json")).decode() if msg.complaint else None,
         caller, received_at, message_id, customer_key,
+        msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by, customer_type,
+        warranty,
     )
 
 
@@ -141,7 +147,7 @@ async def record_events(conn: asyncpg.Connection, events: list[CloudEvent]) -> N
         r["ticket_no"] for r in await conn.fetch(f"SELECT ticket_no FROM {S}.tickets WHERE ticket_no = ANY($1)",
                                                  list({e.ticket_no for e in events}))}
     if missing:
-        raise DomainError("data.ticket_no", f"unknown ticket {sorted(missing)[0]}")
+        raise DomainError("data.ticket_no", f"unknown ticket {min(missing)}")
 
 
 async def timeline(conn: asyncpg.Connection, *, ticket_no: str) -> list[asyncpg.Record]:
@@ -257,19 +263,6 @@ async def add_unticketed_event(conn: asyncpg.Connection, *, event: CloudEvent) -
 # ---- records (#14): service-order fields, customer history, diagnosis / appointment / complaint records ----
 
 _UPDATABLE.update({"cause", "sub_item", "diagnosis", "appointment", "verification", "determination", "revisit"})
-
-
-async def save_records_fields(
-    conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, customer_type: str | None,
-    warranty: dict[str, Any] | None,
-) -> None:
-    """The new intake fields of a just-inserted ticket."""
-    await conn.execute(
-        f"""UPDATE {S}.tickets SET product_model = $2, purchase_date = $3, invoice_no = $4, service_type = $5,
-                expected_by = $6, customer_type = $7, warranty = $8 WHERE ticket_no = $1""",
-        ticket_no, msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by,
-        customer_type, orjson.dumps(warranty).decode() if warranty else None,
-    )
 
 
 async def has_earlier_ticket(conn: asyncpg.Connection, *, customer_key: str, received_at: datetime) -> bool:

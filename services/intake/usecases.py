@@ -61,14 +61,14 @@ async def _register(
             u.after_commit(duplicate)
             return existing, False
         ticket_no = domain.ticket_number(day, await store.next_serial(u.conn, day=day))
+        columns, extra = await records.on_register(u.conn, msg=msg, received_at=received_at, tz=tz,
+                                                   customer_key=key)
         ticket = await store.insert_ticket(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
-                                           caller=caller, message_id=message_id, customer_key=key)
+                                           caller=caller, message_id=message_id, customer_key=key, **columns)
         if ticket is None:  # a concurrent duplicate won the unique key; its row is committed and visible now
             u.after_commit(duplicate)
             return await store.find_duplicate(
                 u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id), False
-        extra = await records.on_register(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at, tz=tz,
-                                          customer_key=key)
         u.emit(ticket_no, TicketCreated(
             channel=msg.channel, external_id=mask_identifier(msg.external_id),
             customer=domain.masked_customer(msg.customer), customer_key=key,

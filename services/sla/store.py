@@ -16,24 +16,35 @@ _CLOCK_COLS = ("ticket_no", "metric", "priority", "policy", "calendar", "target_
                "open_since", "warned", "breached", "outcome", "stopped_at", "due_at", "warn_at", "fire_at")
 
 
-async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> Ticket | None:
-    """The ticket's row, locked until commit (serialises events about one ticket across replicas)."""
-    row = await conn.fetchrow(
-        f"SELECT ticket_no, received_at, channel, tier, priority, category, waiting, closed, intake_seq, expected_by"
-        f" FROM {S}.tickets WHERE ticket_no = $1 FOR UPDATE", ticket_no)
+_TICKET_COLS = ("ticket_no", "received_at", "channel", "tier", "priority", "category", "waiting", "closed",
+                "intake_seq", "expected_by")
+
+
+async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str, create: bool = False) -> Ticket | None:
+    """The ticket's row, locked until commit (serialises events about one ticket across replicas).
+    ``create``: a stub row first if there is none (the lock needs a row), in the same statement."""
+    cols = ", ".join(_TICKET_COLS)
+    if create:
+        row = await conn.fetchrow(
+            f"INSERT INTO {S}.tickets AS t (ticket_no) VALUES ($1)"
+            f" ON CONFLICT (ticket_no) DO UPDATE SET ticket_no = t.ticket_no RETURNING {cols}", ticket_no)
+    else:
+        row = await conn.fetchrow(f"SELECT {cols} FROM {S}.tickets WHERE ticket_no = $1 FOR UPDATE", ticket_no)
     return Ticket(**dict(row)) if row else None
 
 
-async def save_ticket(conn: asyncpg.Connection, *, ticket: Ticket) -> None:
+async def save_ticket(conn: asyncpg.Connection, *, ticket: Ticket, exists: bool = False) -> None:
+    """Write the ticket; ``exists``: its row is there (locked by ``lock_ticket``), so a plain update."""
+    args = (ticket.ticket_no, ticket.received_at, ticket.channel, ticket.tier, ticket.priority, ticket.category,
+            ticket.waiting, ticket.closed, ticket.intake_seq, ticket.expected_by)
+    sets = ("received_at = $2, channel = $3, tier = $4, priority = $5, category = $6, waiting = $7, closed = $8,"
+            " intake_seq = $9, expected_by = $10, updated_at = now()")
+    if exists:
+        await conn.execute(f"UPDATE {S}.tickets SET {sets} WHERE ticket_no = $1", *args)
+        return
     await conn.execute(
-        f"""INSERT INTO {S}.tickets AS t (ticket_no, received_at, channel, tier, priority, category, waiting, closed,
-                intake_seq, expected_by)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
-            ON CONFLICT (ticket_no) DO UPDATE SET received_at = $2, channel = $3, tier = $4, priority = $5,
-                category = $6, waiting = $7, closed = $8, intake_seq = $9, expected_by = $10, updated_at = now()""",
-        ticket.ticket_no, ticket.received_at, ticket.channel, ticket.tier, ticket.priority, ticket.category,
-        ticket.waiting, ticket.closed, ticket.intake_seq, ticket.expected_by,
-    )
+        f"INSERT INTO {S}.tickets AS t ({', '.join(_TICKET_COLS)}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+        f" ON CONFLICT (ticket_no) DO UPDATE SET {sets}", *args)
 
 
 def _clock(row: asyncpg.Record) -> Clock:
@@ -56,14 +67,22 @@ async def lock_clocks(conn: asyncpg.Connection, *, ticket_no: str) -> dict[str, 
     return {r["metric"]: _clock(r) for r in rows}
 
 
+_CLOCK_TYPES = ("text", "text", "text", "text", "text", "float8", "timestamptz", "jsonb", "timestamptz", "bool",
+                "bool", "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz")
+
+
 async def save_clocks(conn: asyncpg.Connection, clocks: Iterable[Clock]) -> None:
+    """Insert or update the clocks: one multi-row statement, whatever their number."""
+    rows = [_args(c) for c in clocks]
+    if not rows:
+        return
     cols = ", ".join(_CLOCK_COLS)
-    params = ", ".join(f"${i}" for i in range(1, len(_CLOCK_COLS) + 1))
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_CLOCK_TYPES))
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CLOCK_COLS[2:])
-    await conn.executemany(
-        f"INSERT INTO {S}.clocks ({cols}) VALUES ({params})"
+    await conn.execute(
+        f"INSERT INTO {S}.clocks ({cols}) SELECT * FROM unnest({arrays})"
         f" ON CONFLICT (ticket_no, metric) DO UPDATE SET {sets}, updated_at = now()",
-        [_args(c) for c in clocks],
+        *([r[i] for r in rows] for i in range(len(_CLOCK_COLS))),
     )
 
 
@@ -96,8 +115,3 @@ async def clocks_of(conn: asyncpg.Connection, *, ticket_no: str) -> list[Clock]:
     rows = await conn.fetch(
         f"SELECT {', '.join(_CLOCK_COLS)} FROM {S}.clocks WHERE ticket_no = $1 ORDER BY metric", ticket_no)
     return [_clock(r) for r in rows]
-
-
-async def ensure_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> None:
-    """A row for the ticket (its lock serialises the ticket's events)."""
-    await conn.execute(f"INSERT INTO {S}.tickets (ticket_no) VALUES ($1) ON CONFLICT DO NOTHING", ticket_no)

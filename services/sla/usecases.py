@@ -66,22 +66,21 @@ async def apply_event(rt: Runtime, reactor: Reactor, event: CloudEvent, *, last_
         if u.duplicate:
             return
         conn = u.conn
-        if event.type in ("ticket.created", "ticket.routed"):
-            # the row lock serialises this ticket's events; make sure there is a row to lock
-            await store.ensure_ticket(conn, ticket_no=event.ticket_no)
-        ticket = await store.lock_ticket(conn, ticket_no=event.ticket_no)
+        # the row lock serialises this ticket's events; the first events make sure there is a row to lock
+        ticket = await store.lock_ticket(conn, ticket_no=event.ticket_no,
+                                         create=event.type in ("ticket.created", "ticket.routed"))
         if not _gate(ticket, event, last_try=last_try):
             return
         if not handled:  # an intake event the clocks ignore still advances the ticket's sequence
             if ticket is not None:
-                await store.save_ticket(conn, ticket=replace(ticket, intake_seq=int(event.data["seq"])))
+                await store.save_ticket(conn, ticket=replace(ticket, intake_seq=int(event.data["seq"])), exists=True)
             return
         clocks = await store.lock_clocks(conn, ticket_no=event.ticket_no)
         out = reactor.react(ticket, clocks, event.type, event.data, time=event.time, now=datetime.now(UTC))
         if event.source == INTAKE:
             out.ticket = replace(out.ticket, intake_seq=int(event.data.get("seq") or 0))
         if out.ticket != ticket:
-            await store.save_ticket(conn, ticket=out.ticket)
+            await store.save_ticket(conn, ticket=out.ticket, exists=ticket is not None)
         if out.changed:
             await store.save_clocks(conn, [out.clocks[m] for m in sorted(out.changed)])
         announce(u, out.announcements)
