@@ -113,21 +113,23 @@ async def update(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> 
     )
 
 
-async def record_event(conn: asyncpg.Connection, *, event: CloudEvent) -> bool:
-    """Add an event to its ticket's timeline; False when it is already there (a redelivery) or the
-    ticket is unknown (``get`` tells which)."""
-    row = await conn.fetchval(
-        f"INSERT INTO {S}.timeline (event_id, ticket_no, type, source, seq, time, data)"
-        f" SELECT $1,$2,$3,$4,$5,$6,$7 WHERE EXISTS (SELECT 1 FROM {S}.tickets WHERE ticket_no = $2)"
-        " ON CONFLICT (event_id) DO NOTHING RETURNING 1",
-        event.id, event.ticket_no, event.type, event.source, event.data.get("seq"), event.time,
-        orjson.dumps(event.data).decode(),
-    )
-    return row is not None
+async def apply_routed(conn: asyncpg.Connection, *, ticket_no: str, seq: int, category: str | None,
+                       priority: str | None, department: str | None, assignee: str | None, rule: str | None) -> bool:
+    """Routing's decision ``seq`` of the ticket, unless a later one is already applied (redelivered or
+    overtaken: nothing changes). The first assignee is kept; a new ticket with an assignee becomes
+    ``assigned``. One statement; True when it changed the ticket."""
+    return await conn.fetchval(
+        f"UPDATE {S}.tickets SET category = $3, priority = $4, department = $5, assignee = $6, rule = $7,"
+        " routed_seq = $2,"
+        " first_assignee = CASE WHEN $6::text IS NOT NULL AND first_assignee IS NULL THEN $6 ELSE first_assignee END,"
+        " status = CASE WHEN $6::text IS NOT NULL AND status = 'new' THEN 'assigned' ELSE status END,"
+        " updated_at = now()"
+        " WHERE ticket_no = $1 AND routed_seq < $2 RETURNING true",
+        ticket_no, seq, category, priority, department, assignee, rule) is not None
 
 
 async def record_events(conn: asyncpg.Connection, events: list[CloudEvent]) -> None:
-    """The batch form of ``record_event`` (one statement): events already there are skipped; an event
+    """Add events to their tickets' timelines (one statement): events already there are skipped; an event
     about a ticket intake never registered raises ``DomainError`` (its batch is then handled one by one)."""
     inserted = await conn.fetch(
         f"INSERT INTO {S}.timeline (event_id, ticket_no, type, source, seq, time, data)"

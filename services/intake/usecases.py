@@ -114,36 +114,15 @@ async def record_event(rt: Runtime, *, event: CloudEvent, within: Within = None)
     if event.source == f"/helpdesk/{SERVICE}" or not event.ticket_no:
         return  # our own events entered the timeline in the transaction that caused them
     async with rt.unit(within=within) as u:
-        if event.type not in ASSIGNING:  # most events only join the timeline: staged, one insert per batch
-            u.stage(store.record_events, event)
-            return
-        ticket = await store.get(u.conn, ticket_no=event.ticket_no, for_update=True)
-        if ticket is None:
-            raise DomainError("data.ticket_no", f"unknown ticket {event.ticket_no}")
-        if not await store.record_event(u.conn, event=event):
-            return  # redelivery
-        changes = _effects(ticket, event)
-        if changes:
-            await store.update(u.conn, ticket_no=event.ticket_no, **changes)
-
-
-ASSIGNING = frozenset({"ticket.routed", "ticket.escalated"})
-
-
-def _effects(ticket: asyncpg.Record, event: CloudEvent) -> dict[str, Any]:
-    data = event.data
-    if event.type == "ticket.routed" and int(data.get("seq", 0)) > ticket["routed_seq"]:
-        assignee = data.get("assignee")
-        changes = {k: data.get(k) for k in ("category", "priority", "department", "assignee", "rule")}
-        changes["routed_seq"] = int(data["seq"])
-        if assignee and ticket["first_assignee"] is None:
-            changes["first_assignee"] = assignee
-        if assignee and ticket["status"] == "new":
-            changes["status"] = "assigned"
-        return changes
-    if event.type == "ticket.escalated":
-        return {"escalated": True}
-    return {}
+        # every event joins the timeline: staged, one insert per batch, which refuses an unknown ticket
+        u.stage(store.record_events, event)
+        data = event.data
+        if event.type == "ticket.routed":  # routing decides the assignment; an older decision changes nothing
+            await store.apply_routed(u.conn, ticket_no=event.ticket_no, seq=int(data.get("seq") or 0),
+                                     **{k: data.get(k) for k in ("category", "priority", "department", "assignee",
+                                                                 "rule")})
+        elif event.type == "ticket.escalated":
+            await store.update(u.conn, ticket_no=event.ticket_no, escalated=True)
 
 
 async def view(pool: asyncpg.Pool, *, ticket_no: str, created_by: str | None = None) -> dict[str, Any]:
