@@ -37,12 +37,13 @@ async def update_facts(conn: asyncpg.Connection, *, ticket_no: str, changes: Map
         sets = ", ".join(
             f"{c} = EXCLUDED.{c}" if c == "assignee" else f"{c} = COALESCE(EXCLUDED.{c}, t.{c})" for c in cols
         )
-        await conn.execute(
+        row = await conn.fetchrow(  # the merged facts come back from the upsert itself
             f"INSERT INTO {S}.tickets AS t (ticket_no, {names}) VALUES ($1, {params})"
-            f" ON CONFLICT (ticket_no) DO UPDATE SET {sets}, updated_at = now()",
+            f" ON CONFLICT (ticket_no) DO UPDATE SET {sets}, updated_at = now() RETURNING *",
             ticket_no, *(changes[c] for c in cols),
         )
-    row = await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1", ticket_no)
+    else:
+        row = await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1", ticket_no)
     return dict(row) if row else {}
 
 

@@ -14,25 +14,29 @@ S = "survey"
 async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> asyncpg.Record:
     """The ticket's row, locked until commit (a stub is made when ``ticket.created`` is still to come),
     so one ticket's events are applied one at a time whatever order they arrive in."""
-    await conn.execute(f"INSERT INTO {S}.tickets (ticket_no) VALUES ($1) ON CONFLICT DO NOTHING", ticket_no)
-    return await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1 FOR UPDATE", ticket_no)
+    return await conn.fetchrow(  # the upsert takes the row lock; one statement for stub and lock
+        f"INSERT INTO {S}.tickets AS t (ticket_no) VALUES ($1)"
+        " ON CONFLICT (ticket_no) DO UPDATE SET ticket_no = t.ticket_no RETURNING *", ticket_no)
 
 
 async def set_customer(
     conn: asyncpg.Connection, *, ticket_no: str, customer_key: str | None, language: str, complaint: bool,
     created_at: datetime,
 ) -> None:
-    """Record what ``ticket.created`` says; surveys made before it was handled get the right
-    customer and language too."""
-    await conn.execute(
-        f"UPDATE {S}.tickets SET known = true, customer_key = $2, language = $3, complaint = $4, created_at = $5"
-        " WHERE ticket_no = $1",
+    """Record what ``ticket.created`` says, locking the ticket's row (one upsert); surveys made before
+    it was handled (their ticket's row was a stub) get the right customer and language too."""
+    fresh = await conn.fetchval(
+        f"INSERT INTO {S}.tickets AS t (ticket_no, known, customer_key, language, complaint, created_at)"
+        " VALUES ($1, true, $2, $3, $4, $5)"
+        " ON CONFLICT (ticket_no) DO UPDATE SET known = true, customer_key = $2, language = $3, complaint = $4,"
+        " created_at = $5 RETURNING xmax = 0",  # xmax 0: inserted now, so no survey can name it yet
         ticket_no, customer_key, language, complaint, created_at,
     )
-    await conn.execute(
-        f"UPDATE {S}.surveys SET customer_key = $2, language = $3 WHERE ticket_no = $1",
-        ticket_no, customer_key, language,
-    )
+    if not fresh:
+        await conn.execute(
+            f"UPDATE {S}.surveys SET customer_key = $2, language = $3 WHERE ticket_no = $1",
+            ticket_no, customer_key, language,
+        )
 
 
 async def set_reopened(conn: asyncpg.Connection, *, ticket_no: str, seq: int) -> None:

@@ -50,7 +50,6 @@ async def record_ticket(rt: Runtime, *, event: CloudEvent, within: Within = None
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
             return
-        await store.lock_ticket(u.conn, ticket_no=event.ticket_no)
         await store.set_customer(
             u.conn, ticket_no=event.ticket_no, customer_key=key, language=domain.language(data.customer.language),
             complaint=data.complaint is not None, created_at=data.created_at,
