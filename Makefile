@@ -50,6 +50,11 @@ bench: bench-e2e bench-intake bench-routing bench-survey bench-notification benc
 bench-e2e: venv
 	$(PY) -m scripts.bench_e2e $(BENCH_ARGS)
 
+## the broker's floor: a ticket's messages through the real topology with no service logic and no
+## database (RabbitMQ and client CPU per ticket), and the same with review and timeline on the stream
+bench-floor: venv
+	$(PY) -m scripts.bench_floor $(BENCH_ARGS)
+
 ## fault injection: kill -9 every service in turn, restart RabbitMQ and Postgres once (this machine's!),
 ## 10k malformed bodies; prints the counts it checks (CHAOS_ARGS to change sizes)
 chaos: venv
