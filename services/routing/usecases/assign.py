@@ -46,8 +46,8 @@ async def emit_routed(u: Unit, t: Mapping[str, Any], pending: Pending, *, reason
 
 async def _assign(u: Unit, ticket_no: str, agent_id: str) -> asyncpg.Record:
     await store.take_load(u.conn, agent_id=agent_id)
-    await store.update_ticket(u.conn, ticket_no=ticket_no, state="assigned", assignee=agent_id, queued_at=None)
-    return await store.get_ticket(u.conn, ticket_no=ticket_no)
+    return await store.update_ticket_returning(u.conn, ticket_no=ticket_no, state="assigned", assignee=agent_id,
+                                               queued_at=None)
 
 
 async def drain(u: Unit, department: str | None, pending: Pending,
@@ -57,9 +57,10 @@ async def drain(u: Unit, department: str | None, pending: Pending,
     assigned: list[str] = []
     if not department:
         return assigned
-    while (agent := await store.pick_agent(u.conn, department=department)) is not None:
-        ticket = await store.next_queued(u.conn, department=department)
-        if ticket is None:
+    # the queue first: when it is empty (the common case after a placement) one statement ends the loop
+    while (ticket := await store.next_queued(u.conn, department=department)) is not None:
+        agent = await store.pick_agent(u.conn, department=department)
+        if agent is None:
             break
         t = await _assign(u, ticket["ticket_no"], agent["id"])
         await emit_routed(u, t, pending, **(emit or {}).get(t["ticket_no"], {"reason": "dequeued"}))
@@ -158,8 +159,7 @@ async def reprioritize(rt: Runtime, event: CloudEvent, *, within: Within = None)
         t = await _ticket(u, event.ticket_no)
         if t["state"] == "released" or t["priority"] == data.priority:
             return
-        await store.update_ticket(u.conn, ticket_no=t["ticket_no"], priority=data.priority)
-        t = await store.get_ticket(u.conn, ticket_no=t["ticket_no"])
+        t = await store.update_ticket_returning(u.conn, ticket_no=t["ticket_no"], priority=data.priority)
         await emit_routed(u, t, pending, reason="reprioritized", priority_rule=f"manual:{data.actor}")
 
 
@@ -173,8 +173,8 @@ async def reopen(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: With
             return
         no, dept = t["ticket_no"], t["department"]
         if dept is None:
-            await store.update_ticket(u.conn, ticket_no=no, state="unassigned")
-            await emit_routed(u, await store.get_ticket(u.conn, ticket_no=no), pending, reason="reopened")
+            await emit_routed(u, await store.update_ticket_returning(u.conn, ticket_no=no, state="unassigned"), pending,
+                              reason="reopened")
             await escalate(u, rules, no, "unassignable", {"why": "reopened; no department can take it"}, pending)
         else:
             await _requeue(u, t, dept, pending, reason="reopened", prefer=t["assignee"])
