@@ -64,6 +64,7 @@ class Tx:
         self._staged: dict[Writer, list[Any]] = {}
         self._after: list[Callable[[], None]] = []
         self.envelopes: list[CloudEvent] = []  # what the flush wrote to the outbox
+        self.memo: dict[Any, Any] = {}  # a use case's rows as this transaction holds them (a batch shares it)
 
     async def claim(self, consumer: str, message_id: str) -> bool:
         """True the first time ``consumer`` sees ``message_id``; False for a duplicate."""
@@ -188,6 +189,12 @@ class Unit:
     def stage(self, writer: Writer, row: Any) -> None:
         """Stage an insert row for ``writer`` (a store's batch form), written once per transaction."""
         self.tx.stage(writer, row)
+
+    @property
+    def memo(self) -> dict[Any, Any]:
+        """The transaction's memo: rows a use case read (and locked) once, for every unit of the batch,
+        typically written back once through ``stage``. Gone with the transaction."""
+        return self.tx.memo
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once the transaction committed (never if it rolls back)."""

@@ -33,18 +33,20 @@ async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str, create: bool 
     return Ticket(**dict(row)) if row else None
 
 
-async def save_ticket(conn: asyncpg.Connection, *, ticket: Ticket, exists: bool = False) -> None:
-    """Write the ticket; ``exists``: its row is there (locked by ``lock_ticket``), so a plain update."""
-    args = (ticket.ticket_no, ticket.received_at, ticket.channel, ticket.tier, ticket.priority, ticket.category,
-            ticket.waiting, ticket.closed, ticket.intake_seq, ticket.expected_by)
-    sets = ("received_at = $2, channel = $3, tier = $4, priority = $5, category = $6, waiting = $7, closed = $8,"
-            " intake_seq = $9, expected_by = $10, updated_at = now()")
-    if exists:
-        await conn.execute(f"UPDATE {S}.tickets SET {sets} WHERE ticket_no = $1", *args)
+_TICKET_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "bool", "bool", "int", "timestamptz")
+
+
+async def save_tickets(conn: asyncpg.Connection, tickets: list[Ticket]) -> None:
+    """Insert or update the tickets: one multi-row statement (one row a ticket)."""
+    if not tickets:
         return
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_TICKET_TYPES))
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _TICKET_COLS[1:])
     await conn.execute(
-        f"INSERT INTO {S}.tickets AS t ({', '.join(_TICKET_COLS)}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
-        f" ON CONFLICT (ticket_no) DO UPDATE SET {sets}", *args)
+        f"INSERT INTO {S}.tickets AS t ({', '.join(_TICKET_COLS)}) SELECT * FROM unnest({arrays})"
+        f" ON CONFLICT (ticket_no) DO UPDATE SET {sets}, updated_at = now()",
+        *([getattr(t, c) for t in tickets] for c in _TICKET_COLS),
+    )
 
 
 def _clock(row: asyncpg.Record) -> Clock:

@@ -4,14 +4,14 @@ announce (outbox) and the inbox row of the message that caused them."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from services.sla import metrics, store
-from services.sla.domain import Announcement
+from services.sla.domain import Announcement, Clock
 from services.sla.lifecycle import Reactor, Ticket
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
@@ -54,6 +54,53 @@ def _gate(ticket: Ticket | None, event: CloudEvent, *, last_try: bool) -> bool:
     raise DomainError("data.seq", f"{event.type} has seq {seq} but seq {last + 1} never arrived")
 
 
+@dataclass(eq=False)
+class _Held:
+    """A ticket's row and clocks as this transaction holds them (locked), and what changed in them. Read
+    once a transaction and written once at its flush (``_write_held``): a batch's events about one
+    ticket share one read and one write, and each sees what the ones before it changed."""
+
+    ticket: Ticket | None
+    clocks: dict[str, Clock] | None = None  # read when a change needs them
+    ticket_changed: bool = False
+    clocks_changed: set[str] = field(default_factory=set)
+    staged: bool = False
+
+
+async def _held(u: Unit, ticket_no: str, *, create: bool) -> _Held:
+    key = ("sla.held", ticket_no)
+    held = u.memo.get(key)
+    if held is None:
+        held = u.memo[key] = _Held(await store.lock_ticket(u.conn, ticket_no=ticket_no, create=create))
+    elif held.ticket is None and create:  # seen (unknown) earlier in this transaction, now the stub
+        held.ticket = await store.lock_ticket(u.conn, ticket_no=ticket_no, create=True)
+    return held
+
+
+async def _clocks(u: Unit, held: _Held) -> dict[str, Clock]:
+    if held.clocks is None:
+        ticket_no = held.ticket.ticket_no if held.ticket else None
+        held.clocks = await store.lock_clocks(u.conn, ticket_no=ticket_no) if ticket_no else {}
+    return held.clocks
+
+
+def _changed(u: Unit, held: _Held, *, ticket: Ticket | None = None, clocks: dict[str, Clock] | None = None) -> None:
+    if ticket is not None:
+        held.ticket, held.ticket_changed = ticket, True
+    if clocks:
+        held.clocks = {**(held.clocks or {}), **clocks}
+        held.clocks_changed |= set(clocks)
+    if not held.staged and (held.ticket_changed or held.clocks_changed):
+        held.staged = True
+        u.stage(_write_held, held)
+
+
+async def _write_held(conn: asyncpg.Connection, helds: list[_Held]) -> None:
+    """The changed tickets and clocks of a transaction: one statement each (the flush calls it)."""
+    await store.save_tickets(conn, [h.ticket for h in helds if h.ticket_changed and h.ticket is not None])
+    await store.save_clocks(conn, [h.clocks[m] for h in helds if h.clocks for m in sorted(h.clocks_changed)])
+
+
 async def apply_event(rt: Runtime, reactor: Reactor, event: CloudEvent, *, last_try: bool = True,
                       within: Within = None) -> None:
     """Apply a ticket or survey event to the ticket's clocks (a redelivered event changes nothing)."""
@@ -65,24 +112,21 @@ async def apply_event(rt: Runtime, reactor: Reactor, event: CloudEvent, *, last_
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
             return
-        conn = u.conn
         # the row lock serialises this ticket's events; the first events make sure there is a row to lock
-        ticket = await store.lock_ticket(conn, ticket_no=event.ticket_no,
-                                         create=event.type in ("ticket.created", "ticket.routed"))
+        held = await _held(u, event.ticket_no, create=event.type in ("ticket.created", "ticket.routed"))
+        ticket = held.ticket
         if not _gate(ticket, event, last_try=last_try):
             return
         if not handled:  # an intake event the clocks ignore still advances the ticket's sequence
             if ticket is not None:
-                await store.save_ticket(conn, ticket=replace(ticket, intake_seq=int(event.data["seq"])), exists=True)
+                _changed(u, held, ticket=replace(ticket, intake_seq=int(event.data["seq"])))
             return
-        clocks = await store.lock_clocks(conn, ticket_no=event.ticket_no)
-        out = reactor.react(ticket, clocks, event.type, event.data, time=event.time, now=datetime.now(UTC))
+        out = reactor.react(ticket, await _clocks(u, held), event.type, event.data, time=event.time,
+                            now=datetime.now(UTC))
         if event.source == INTAKE:
             out.ticket = replace(out.ticket, intake_seq=int(event.data.get("seq") or 0))
-        if out.ticket != ticket:
-            await store.save_ticket(conn, ticket=out.ticket, exists=ticket is not None)
-        if out.changed:
-            await store.save_clocks(conn, [out.clocks[m] for m in sorted(out.changed)])
+        _changed(u, held, ticket=out.ticket if out.ticket != ticket else None,
+                 clocks={m: out.clocks[m] for m in out.changed})
         announce(u, out.announcements)
         u.after_commit(lambda: metrics.count(out.announcements))
         u.after_commit(lambda: metrics.observe(out.observations))
