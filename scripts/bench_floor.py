@@ -74,8 +74,8 @@ def bindings(vhost: str) -> list[tuple[str, str, str]]:
 class Reader:
     """Consumes one queue (or the stream) and acks with ``multiple`` every ``ack_every`` deliveries."""
 
-    def __init__(self, ch: aio_pika.abc.AbstractChannel, name: str, ack_every: int) -> None:
-        self.ch, self.name, self.ack_every = ch, name, ack_every
+    def __init__(self, ch: aio_pika.abc.AbstractChannel, name: str, ack_every: int, label: str | None = None) -> None:
+        self.ch, self.name, self.ack_every, self.label = ch, name, ack_every, label or name
         self.got = 0
         self._unacked = 0
         self._last: aio_pika.abc.AbstractIncomingMessage | None = None
@@ -122,9 +122,8 @@ async def run(url: str, vhost: str, n: int, window: int, ack_every: int, *, stre
         for name in STREAM_READERS:
             ch = await conn.channel()
             await ch.set_qos(prefetch_count=256)
-            reader = Reader(ch, EVENT_LOG, ack_every)
+            reader = Reader(ch, EVENT_LOG, ack_every, label=f"{name} (from the stream)")
             await reader.start(arguments={"x-stream-offset": "next"})
-            reader.label = f"{name} (from the stream)"  # type: ignore[attr-defined]
             readers.append(reader)
 
     async def idle_acks() -> None:
@@ -139,9 +138,8 @@ async def run(url: str, vhost: str, n: int, window: int, ack_every: int, *, stre
         queue = await ch.declare_queue(f"floor.recorder.{uuid.uuid4().hex[:6]}", durable=True)
         for key in FOLLOWED:
             await queue.bind(EVENTS, routing_key=key)
-        reader = Reader(ch, queue.name, 1)
+        reader = Reader(ch, queue.name, 1, label="bench_e2e's recorder (classic, acked one by one)")
         await reader.start()
-        reader.label = "bench_e2e's recorder (classic, acked one by one)"  # type: ignore[attr-defined]
         readers.append(reader)
     acker = asyncio.create_task(idle_acks())
     slots = asyncio.Semaphore(window)
@@ -184,7 +182,7 @@ async def run(url: str, vhost: str, n: int, window: int, ack_every: int, *, stre
     broker, client = broker_cpu() - broker0, time.process_time() - client0
     title = ("review and timeline read the event log" if stream_readers else "the topology as deployed")
     title += " + bench_e2e's recorder" if recorder else ""
-    deliveries = Counter({getattr(r, "label", r.name): r.got for r in readers})
+    deliveries = Counter({r.label: r.got for r in readers})
     print(f"\n{title}: {n} tickets, {n * (1 + len(TICKET))} publishes, {sum(deliveries.values())} deliveries"
           f" in {elapsed:.1f}s")
     for name, got in sorted(deliveries.items()):

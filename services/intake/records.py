@@ -58,8 +58,7 @@ async def on_register(conn: asyncpg.Connection, *, msg: IntakeTicket, received_a
         w = warranty.assess(warranty_policy(), purchase_date=msg.purchase_date,
                             on=max(received_at.astimezone(tz).date(), msg.purchase_date),
                             product=msg.product, model=msg.product_model, failed_repairs=repairs)
-    wdict = w.model_dump(mode="json") if w else None
-    columns = {"customer_type": ctype, "warranty": orjson.dumps(wdict).decode() if wdict else None}
+    columns = {"customer_type": ctype, "warranty": w.model_dump(mode="json") if w else None}
     return columns, {"product_model": msg.product_model, "purchase_date": msg.purchase_date, "invoice_no": msg.invoice_no,
             "service_type": msg.service_type, "expected_by": msg.expected_by, "customer_type": ctype,
             "warranty": w}

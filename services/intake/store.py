@@ -47,10 +47,10 @@ async def drop_old_serials(conn: asyncpg.Connection, *, before: date) -> int:
 async def insert_ticket(
     conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime, caller: str | None,
     message_id: str | None, customer_key: str | None = None, customer_type: str | None = None,
-    warranty: str | None = None,
+    warranty: dict[str, Any] | None = None,
 ) -> asyncpg.Record | None:
     """Insert and return the row, with its records fields (``records.on_register``: ``customer_type``,
-    ``warranty`` as JSON); None when ``channel`` + ``external_id`` (or + ``message_id``) has a ticket."""
+    ``warranty``); None when ``channel`` + ``external_id`` (or + ``message_id``) has a ticket."""
     c = msg.customer
     return await conn.fetchrow(
         f"""INSERT INTO {S}.tickets (ticket_no, channel, external_id, message_id, status, customer_name, customer_id,
@@ -65,7 +65,7 @@ async def insert_ticket(
         orjson.dumps(msg.complaint.model_dump(mode="json")).decode() if msg.complaint else None,
         caller, received_at, message_id, customer_key,
         msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by, customer_type,
-        warranty,
+        orjson.dumps(warranty).decode() if warranty else None,
     )
 
 

@@ -105,20 +105,12 @@ async def hold(conn: asyncpg.Connection, *, delivery_id: int, until: datetime, r
     )
 
 
-async def start_attempt(conn: asyncpg.Connection, *, delivery_id: int, now: datetime, lease_until: datetime) -> int:
-    """Count the attempt and lease the row: if this worker dies, the row is due again at the lease end."""
-    return await conn.fetchval(
-        f"UPDATE {S}.deliveries SET attempts = attempts + 1, last_attempt_at = $2, next_attempt_at = $3,"
-        " held = NULL WHERE id = $1 RETURNING attempts",
-        delivery_id, now, lease_until,
-    )
-
-
 async def start_attempts(conn: asyncpg.Connection, *, ids: list[int], now: datetime,
                          lease_until: datetime) -> dict[int, int]:
-    """``start_attempt`` for a claimed batch (one statement): id -> the attempt now counted. The rows are
-    locked (``lock_due``), so each is reached by a primary-key probe and then its ``ctid``, whatever
-    the statistics of a young table say."""
+    """Count the attempt and lease each claimed row (one statement): if this worker dies, the rows are
+    due again at the lease end. Returns id -> the attempt now counted. The rows are locked (``lock_due``),
+    so each is reached by a primary-key probe and then its ``ctid``, whatever the statistics of a young
+    table say."""
     rows = await conn.fetch(
         f"UPDATE {S}.deliveries d SET attempts = d.attempts + 1, last_attempt_at = $2, next_attempt_at = $3,"
         " held = NULL"
@@ -148,11 +140,28 @@ class Outcome:
 
 
 async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
-    """``mark_sent`` / ``mark_retry`` / ``mark_failed`` for many attempts: one update and one insert for
-    the lot. A row that changed since it was probed (a concurrent erasure) is missed by its ``ctid``
-    and then written alone, by id."""
+    """Each attempt's outcome on its delivery and in the attempt log: one update and one insert for the
+    lot. A row is reached by a primary-key probe and then its ``ctid``, whatever the statistics of a
+    young table say; a row that changed since it was probed (a concurrent erasure) is missed that way
+    and written again by id."""
+    done = await _update_outcomes(conn, outcomes, by_ctid=True)
+    if missed := [x for x in outcomes if x.delivery_id not in done]:
+        await _update_outcomes(conn, missed, by_ctid=False)
     o = outcomes
-    done = {r["id"] for r in await conn.fetch(
+    await conn.execute(
+        f"INSERT INTO {S}.attempts (delivery_id, attempt, at, outcome, error, duration_ms)"
+        " SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[])"
+        " ON CONFLICT DO NOTHING",
+        [x.delivery_id for x in o], [x.attempt for x in o], [x.at for x in o], [x.outcome for x in o],
+        [x.error for x in o], [x.duration_ms for x in o])
+
+
+async def _update_outcomes(conn: asyncpg.Connection, o: list[Outcome], *, by_ctid: bool) -> set[int]:
+    """sent: status sent, ``sent_at``, the error cleared; retry: ``next_attempt_at``, held ``retry``;
+    failed: status failed, ``failed_at``, no longer held. Returns the ids it updated."""
+    reach = (f" CROSS JOIN LATERAL (SELECT g.ctid AS tid FROM {S}.deliveries g WHERE g.id = u.id LIMIT 1) l) x"
+             " WHERE d.ctid = x.tid" if by_ctid else ") x WHERE d.id = x.id")
+    rows = await conn.fetch(
         f"UPDATE {S}.deliveries d SET"
         " status = CASE x.outcome WHEN 'sent' THEN 'sent' WHEN 'failed' THEN 'failed' ELSE d.status END,"
         " sent_at = CASE WHEN x.outcome = 'sent' THEN x.at ELSE d.sent_at END,"
@@ -162,68 +171,12 @@ async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> 
         " last_error = x.error,"
         " recipient_masked = CASE WHEN x.outcome = 'sent' THEN x.masked"
         "                    ELSE COALESCE(x.masked, d.recipient_masked) END"
-        " FROM (SELECT u.*, l.tid FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[],"
-        "       $5::text[], $6::text[]) AS u(id, outcome, at, next_at, error, masked) CROSS JOIN LATERAL"
-        f"       (SELECT g.ctid AS tid FROM {S}.deliveries g WHERE g.id = u.id LIMIT 1) l) x"
-        " WHERE d.ctid = x.tid RETURNING d.id",
+        f" FROM (SELECT u.*{', l.tid' if by_ctid else ''} FROM unnest($1::bigint[], $2::text[], $3::timestamptz[],"
+        f" $4::timestamptz[], $5::text[], $6::text[]) AS u(id, outcome, at, next_at, error, masked){reach}"
+        " RETURNING d.id",
         [x.delivery_id for x in o], [x.outcome for x in o], [x.at for x in o], [x.next_at for x in o],
-        [x.error if x.outcome != "sent" else None for x in o], [x.recipient_masked for x in o])}
-    for x in (x for x in o if x.delivery_id not in done):
-        common = {"delivery_id": x.delivery_id, "attempt": x.attempt, "now": x.at,
-                  "recipient_masked": x.recipient_masked, "duration_ms": x.duration_ms}
-        if x.outcome == "sent":
-            await mark_sent(conn, **common)  # type: ignore[arg-type]
-        elif x.outcome == "failed":
-            await mark_failed(conn, **common, error=x.error or "")  # type: ignore[arg-type]
-        else:
-            await mark_retry(conn, **common, next_at=x.next_at, error=x.error or "")  # type: ignore[arg-type]
-    await conn.execute(
-        f"INSERT INTO {S}.attempts (delivery_id, attempt, at, outcome, error, duration_ms)"
-        " SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[])"
-        " ON CONFLICT DO NOTHING",
-        [x.delivery_id for x in o], [x.attempt for x in o], [x.at for x in o], [x.outcome for x in o],
-        [x.error for x in o], [x.duration_ms for x in o])
-
-async def _log(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, at: datetime, outcome: str,
-               error: str | None, duration_ms: int | None) -> None:
-    await conn.execute(
-        f"INSERT INTO {S}.attempts (delivery_id, attempt, at, outcome, error, duration_ms)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        delivery_id, attempt, at, outcome, error, duration_ms,
-    )
-
-
-async def mark_sent(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, now: datetime,
-                    recipient_masked: str, duration_ms: int) -> None:
-    await conn.execute(
-        f"UPDATE {S}.deliveries SET status = 'sent', sent_at = $2, recipient_masked = $3, last_error = NULL"
-        " WHERE id = $1",
-        delivery_id, now, recipient_masked,
-    )
-    await _log(conn, delivery_id=delivery_id, attempt=attempt, at=now, outcome="sent", error=None,
-               duration_ms=duration_ms)
-
-
-async def mark_retry(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, now: datetime,
-                     next_at: datetime, error: str, recipient_masked: str | None, duration_ms: int) -> None:
-    await conn.execute(
-        f"UPDATE {S}.deliveries SET next_attempt_at = $2, last_error = $3, held = 'retry',"
-        " recipient_masked = COALESCE($4, recipient_masked) WHERE id = $1",
-        delivery_id, next_at, error, recipient_masked,
-    )
-    await _log(conn, delivery_id=delivery_id, attempt=attempt, at=now, outcome="retry", error=error,
-               duration_ms=duration_ms)
-
-
-async def mark_failed(conn: asyncpg.Connection, *, delivery_id: int, attempt: int, now: datetime, error: str,
-                      recipient_masked: str | None, duration_ms: int) -> None:
-    await conn.execute(
-        f"UPDATE {S}.deliveries SET status = 'failed', failed_at = $2, last_error = $3, held = NULL,"
-        " recipient_masked = COALESCE($4, recipient_masked) WHERE id = $1",
-        delivery_id, now, error, recipient_masked,
-    )
-    await _log(conn, delivery_id=delivery_id, attempt=attempt, at=now, outcome="failed", error=error,
-               duration_ms=duration_ms)
+        [x.error if x.outcome != "sent" else None for x in o], [x.recipient_masked for x in o])
+    return {r["id"] for r in rows}
 
 
 # ---- dead letters ----

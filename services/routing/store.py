@@ -165,21 +165,13 @@ _UPDATABLE = {"category", "priority", "department", "assignee", "rule", "state",
               "escalation_level", "breaches", "warnings", "negatives"}
 
 
-async def update_ticket(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> None:
-    await _update(conn, ticket_no, fields, returning="")
-
-
-async def update_ticket_returning(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> asyncpg.Record:
-    """``update_ticket``, and the updated row (instead of a ``get_ticket`` after it)."""
-    return await _update(conn, ticket_no, fields, returning=" RETURNING *")
-
-
-async def _update(conn: asyncpg.Connection, ticket_no: str, fields: dict[str, Any], *, returning: str) -> Any:
+async def update_ticket(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> asyncpg.Record | None:
+    """Set ``fields``; returns the updated row (so no ``get_ticket`` is needed after it)."""
     if unknown := set(fields) - _UPDATABLE:
         raise ValueError(f"not updatable: {unknown}")
     cols = list(fields)
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
-    return await conn.fetchrow(f"UPDATE {S}.tickets SET {sets}, updated_at = now() WHERE ticket_no = $1{returning}",
+    return await conn.fetchrow(f"UPDATE {S}.tickets SET {sets}, updated_at = now() WHERE ticket_no = $1 RETURNING *",
                                ticket_no, *(fields[c] for c in cols))
 
 

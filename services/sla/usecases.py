@@ -60,18 +60,18 @@ class _Held:
     once a transaction and written once at its flush (``_write_held``): a batch's events about one
     ticket share one read and one write, and each sees what the ones before it changed."""
 
+    ticket_no: str
     ticket: Ticket | None
     clocks: dict[str, Clock] | None = None  # read when a change needs them
     ticket_changed: bool = False
     clocks_changed: set[str] = field(default_factory=set)
-    staged: bool = False
 
 
 async def _held(u: Unit, ticket_no: str, *, create: bool) -> _Held:
     key = ("sla.held", ticket_no)
     held = u.memo.get(key)
     if held is None:
-        held = u.memo[key] = _Held(await store.lock_ticket(u.conn, ticket_no=ticket_no, create=create))
+        held = u.memo[key] = _Held(ticket_no, await store.lock_ticket(u.conn, ticket_no=ticket_no, create=create))
     elif held.ticket is None and create:  # seen (unknown) earlier in this transaction, now the stub
         held.ticket = await store.lock_ticket(u.conn, ticket_no=ticket_no, create=True)
     return held
@@ -79,19 +79,19 @@ async def _held(u: Unit, ticket_no: str, *, create: bool) -> _Held:
 
 async def _clocks(u: Unit, held: _Held) -> dict[str, Clock]:
     if held.clocks is None:
-        ticket_no = held.ticket.ticket_no if held.ticket else None
-        held.clocks = await store.lock_clocks(u.conn, ticket_no=ticket_no) if ticket_no else {}
+        held.clocks = await store.lock_clocks(u.conn, ticket_no=held.ticket_no) if held.ticket else {}
     return held.clocks
 
 
 def _changed(u: Unit, held: _Held, *, ticket: Ticket | None = None, clocks: dict[str, Clock] | None = None) -> None:
+    """Note a change (written at the flush); the first change of a ticket stages its write."""
+    first = not (held.ticket_changed or held.clocks_changed)
     if ticket is not None:
         held.ticket, held.ticket_changed = ticket, True
     if clocks:
         held.clocks = {**(held.clocks or {}), **clocks}
         held.clocks_changed |= set(clocks)
-    if not held.staged and (held.ticket_changed or held.clocks_changed):
-        held.staged = True
+    if first and (held.ticket_changed or held.clocks_changed):
         u.stage(_write_held, held)
 
 

@@ -1,8 +1,8 @@
-"""Notification's batch writes (``store.start_attempts``, ``store.record_outcomes``) leave every delivery
-row and attempt row exactly as the one-row statements do (``start_attempt``, ``mark_sent``,
-``mark_retry``, ``mark_failed``), for a batch mixing all three outcomes; a row the batch's ``ctid`` probe
-misses (changed under it) is still written, by id. Real Postgres, notification's own migrations, in a
-scratch schema."""
+"""Notification's batch writes (``store.start_attempts``, ``store.record_outcomes``): a batch mixing all
+three outcomes leaves every delivery row and attempt row as each outcome means (sent, retry, failed:
+spelled out below) and exactly as the same outcomes written one at a time; a row the batch's ``ctid``
+probe misses (changed under it) is still written, by id. Real Postgres, notification's own migrations,
+in a scratch schema."""
 
 from __future__ import annotations
 
@@ -67,25 +67,36 @@ async def _rows(conn: asyncpg.Connection, schema: str, ids: list[int]) -> list[t
     return [tuple(d) + tuple(a) for d, a in zip(deliveries, attempts, strict=True)]
 
 
-async def test_the_batch_writes_what_the_one_row_statements_write(schema: Any) -> None:
+def _expected(outcomes: list[store.Outcome], lease: datetime) -> list[tuple[Any, ...]]:
+    """What each outcome means for its delivery (COLUMNS) and its attempt row, from rows that were
+    leased at NOW (held, last error and masked recipient from before: 'rate_limit', 'earlier', 'old-mask')."""
+    out = []
+    for o in outcomes:
+        masked = o.recipient_masked or "old-mask"
+        if o.outcome == "sent":
+            row = ("sent", 1, NOW, lease, None, None, o.recipient_masked, NOW, None)
+        elif o.outcome == "retry":
+            row = ("pending", 1, NOW, o.next_at, "retry", o.error, masked, None, None)
+        else:
+            row = ("failed", 1, NOW, lease, None, o.error, masked, None, NOW)
+        out.append(row + (o.attempt, NOW, o.outcome, o.error, o.duration_ms))
+    return out
+
+
+async def test_the_batch_writes_what_each_outcome_means_and_what_one_at_a_time_writes(schema: Any) -> None:
     conn, name = schema
     one, many = await _deliveries(conn, name, 6, "one-"), await _deliveries(conn, name, 6, "many-")
     lease = NOW + timedelta(minutes=2)
     async with conn.transaction():
-        attempts_one = {i: await store.start_attempt(conn, delivery_id=i, now=NOW, lease_until=lease) for i in one}
+        attempts_one = {i: (await store.start_attempts(conn, ids=[i], now=NOW, lease_until=lease))[i] for i in one}
         attempts_many = await store.start_attempts(conn, ids=many, now=NOW, lease_until=lease)
     assert attempts_many == {i: 1 for i in many}
+    assert attempts_one == {i: 1 for i in one}
     async with conn.transaction():
         for o in _outcomes(one, attempts_one):
-            common = {"delivery_id": o.delivery_id, "attempt": o.attempt, "now": o.at,
-                      "recipient_masked": o.recipient_masked, "duration_ms": o.duration_ms}
-            if o.outcome == "sent":
-                await store.mark_sent(conn, **common)
-            elif o.outcome == "failed":
-                await store.mark_failed(conn, **common, error=o.error)
-            else:
-                await store.mark_retry(conn, **common, next_at=o.next_at, error=o.error)
+            await store.record_outcomes(conn, [o])
         await store.record_outcomes(conn, _outcomes(many, attempts_many))
+    assert await _rows(conn, name, many) == _expected(_outcomes(many, attempts_many), lease)
     assert await _rows(conn, name, many) == await _rows(conn, name, one)
     statuses = [r[0] for r in await _rows(conn, name, many)]
     assert statuses == ["sent", "pending", "failed", "sent", "pending", "failed"]
@@ -99,7 +110,7 @@ async def test_a_row_the_ctid_probe_misses_is_written_by_id(schema: Any, monkeyp
 
     async def fetch_then_lose_one(self: asyncpg.Connection, query: str, *args: Any) -> list[Any]:
         rows = await real_fetch(self, query, *args)
-        if query.lstrip().startswith(f"UPDATE {name}.deliveries d SET") and "RETURNING d.id" in query:
+        if query.lstrip().startswith(f"UPDATE {name}.deliveries d SET") and "d.ctid = x.tid" in query:
             # as if its row had moved under the probe: the batch update did not touch it
             await self.execute(f"UPDATE {name}.deliveries d SET ({', '.join(COLUMNS)}) ="
                                f" (SELECT {', '.join(COLUMNS)} FROM keep) WHERE d.id = $1", ids[1])
@@ -108,7 +119,7 @@ async def test_a_row_the_ctid_probe_misses_is_written_by_id(schema: Any, monkeyp
 
     monkeypatch.setattr(asyncpg.Connection, "fetch", fetch_then_lose_one)
     async with conn.transaction():
-        # the lost row as it was before the batch: put back after the batch update, so only the one-row
+        # the lost row as it was before the batch: put back after the batch update, so only the by-id
         # path can write it
         await conn.execute(f"CREATE TEMP TABLE keep AS SELECT * FROM {name}.deliveries WHERE id = $1", ids[1])
         await store.record_outcomes(conn, _outcomes(ids, attempts))

@@ -46,8 +46,7 @@ async def emit_routed(u: Unit, t: Mapping[str, Any], pending: Pending, *, reason
 
 async def _assign(u: Unit, ticket_no: str, agent_id: str) -> asyncpg.Record:
     await store.take_load(u.conn, agent_id=agent_id)
-    return await store.update_ticket_returning(u.conn, ticket_no=ticket_no, state="assigned", assignee=agent_id,
-                                               queued_at=None)
+    return await store.update_ticket(u.conn, ticket_no=ticket_no, state="assigned", assignee=agent_id, queued_at=None)
 
 
 async def drain(u: Unit, department: str | None, pending: Pending,
@@ -159,7 +158,7 @@ async def reprioritize(rt: Runtime, event: CloudEvent, *, within: Within = None)
         t = await _ticket(u, event.ticket_no)
         if t["state"] == "released" or t["priority"] == data.priority:
             return
-        t = await store.update_ticket_returning(u.conn, ticket_no=t["ticket_no"], priority=data.priority)
+        t = await store.update_ticket(u.conn, ticket_no=t["ticket_no"], priority=data.priority)
         await emit_routed(u, t, pending, reason="reprioritized", priority_rule=f"manual:{data.actor}")
 
 
@@ -173,7 +172,7 @@ async def reopen(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: With
             return
         no, dept = t["ticket_no"], t["department"]
         if dept is None:
-            await emit_routed(u, await store.update_ticket_returning(u.conn, ticket_no=no, state="unassigned"), pending,
+            await emit_routed(u, await store.update_ticket(u.conn, ticket_no=no, state="unassigned"), pending,
                               reason="reopened")
             await escalate(u, rules, no, "unassignable", {"why": "reopened; no department can take it"}, pending)
         else:
