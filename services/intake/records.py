@@ -40,7 +40,8 @@ def warranty_policy() -> warranty.WarrantyPolicy:
 
 
 async def on_register(conn: asyncpg.Connection, *, msg: IntakeTicket, received_at: datetime,
-                      tz: ZoneInfo, customer_key: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+                      tz: ZoneInfo, customer_key: str | None,
+                      returning: bool | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The new ticket's records fields, assessed before it is inserted: (its columns, for
     ``store.insert_ticket``; ``ticket.created``'s records fields: customer type, warranty).
 
@@ -49,8 +50,9 @@ async def on_register(conn: asyncpg.Connection, *, msg: IntakeTicket, received_a
     key = customer_key
     ctype = None
     if key:
-        ctype = "returning" if await store.has_earlier_ticket(conn, customer_key=key, received_at=received_at) \
-            else "new"
+        if returning is None:  # not read with the registration's other look-ups (store.prepare_registration)
+            returning = await store.has_earlier_ticket(conn, customer_key=key, received_at=received_at)
+        ctype = "returning" if returning else "new"
     w = None
     if msg.purchase_date is not None:
         repairs = await store.failed_repairs(conn, customer_key=key, invoice_no=msg.invoice_no,

@@ -55,14 +55,16 @@ async def _register(
     key = domain.customer_key(msg.customer, key_secret)
     async with rt.unit(within=within) as u:
         duplicate = metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc
-        keyed = bool(msg.external_id or message_id)
-        if keyed and (existing := await store.find_duplicate(
-                u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id)):
+        # the duplicate check, the day's next serial and the customer's history: one round trip
+        prep = await store.prepare_registration(u.conn, day=day, channel=msg.channel, external_id=msg.external_id,
+                                                message_id=message_id, customer_key=key, received_at=received_at)
+        if prep["duplicate"]:
             u.after_commit(duplicate)
-            return existing, False
-        ticket_no = domain.ticket_number(day, await store.next_serial(u.conn, day=day))
+            return await store.find_duplicate(
+                u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id), False
+        ticket_no = domain.ticket_number(day, prep["serial"])
         columns, extra = await records.on_register(u.conn, msg=msg, received_at=received_at, tz=tz,
-                                                   customer_key=key)
+                                                   customer_key=key, returning=prep["returning"])
         ticket = await store.insert_ticket(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
                                            caller=caller, message_id=message_id, customer_key=key, **columns)
         if ticket is None:  # a concurrent duplicate won the unique key; its row is committed and visible now

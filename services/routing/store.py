@@ -104,16 +104,6 @@ async def update_agent(conn: asyncpg.Connection, *, agent_id: str, available: bo
     )
 
 
-async def pick_agent(conn: asyncpg.Connection, *, department: str) -> asyncpg.Record | None:
-    """The least-loaded available agent under its cap; ties go to the one assigned least recently
-    (round-robin). Call with the department locked."""
-    return await conn.fetchrow(
-        f"SELECT * FROM {S}.agents WHERE department = $1 AND available AND load < capacity"
-        " ORDER BY load, last_assigned_at NULLS FIRST, id LIMIT 1 FOR UPDATE",
-        department,
-    )
-
-
 async def agent_can_take(conn: asyncpg.Connection, *, agent_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT * FROM {S}.agents WHERE id = $1 AND available AND load < capacity FOR UPDATE", agent_id
@@ -175,13 +165,34 @@ async def update_ticket(conn: asyncpg.Connection, *, ticket_no: str, **fields: A
                                ticket_no, *(fields[c] for c in cols))
 
 
-async def next_queued(conn: asyncpg.Connection, *, department: str) -> asyncpg.Record | None:
-    """The oldest queued ticket of ``department`` not being changed by another transaction."""
-    return await conn.fetchrow(
-        f"SELECT * FROM {S}.tickets WHERE department = $1 AND state = 'queued'"
-        " ORDER BY queued_at, ticket_no LIMIT 1 FOR UPDATE SKIP LOCKED",
+async def assign_next(conn: asyncpg.Connection, *, department: str) -> tuple[asyncpg.Record | None, bool]:
+    """Give ``department``'s oldest queued ticket (not being changed by another transaction: ``SKIP
+    LOCKED``) to its least-loaded available agent under the cap, ties to the one assigned least recently
+    (round-robin); the agent's load grows by one. Call with the department locked.
+
+    Returns ``(ticket, more)``: the ticket row as updated (None when the queue is empty or nobody has
+    room) and whether another ticket is queued there (so the caller's drain loop ends without asking
+    again when the queue is empty, the common case after a placement). One statement."""
+    row = await conn.fetchrow(
+        f"""WITH t AS (SELECT ticket_no FROM {S}.tickets WHERE department = $1 AND state = 'queued'
+                       ORDER BY queued_at, ticket_no LIMIT 1 FOR UPDATE SKIP LOCKED),
+                 a AS (SELECT id FROM {S}.agents WHERE department = $1 AND available AND load < capacity
+                       AND EXISTS (SELECT 1 FROM t)
+                       ORDER BY load, last_assigned_at NULLS FIRST, id LIMIT 1 FOR UPDATE),
+                 took AS (UPDATE {S}.agents g SET load = g.load + 1, last_assigned_at = clock_timestamp()
+                          FROM a WHERE g.id = a.id RETURNING g.id),
+                 done AS (UPDATE {S}.tickets k SET state = 'assigned', assignee = took.id, queued_at = NULL,
+                                 updated_at = now()
+                          FROM took, t WHERE k.ticket_no = t.ticket_no RETURNING k.*)
+            SELECT done.ticket_no IS NOT NULL AS assigned, done.*,
+                   EXISTS (SELECT 1 FROM {S}.tickets q WHERE q.department = $1 AND q.state = 'queued'
+                           AND q.ticket_no NOT IN (SELECT ticket_no FROM done)) AS more
+            FROM (SELECT 1) one LEFT JOIN done ON true""",
         department,
     )
+    if not row["assigned"]:
+        return None, row["more"]
+    return row, row["more"]
 
 
 async def queue(conn: asyncpg.Connection, *, department: str | None = None, limit: int = 500) -> list[asyncpg.Record]:
@@ -210,12 +221,18 @@ async def held_by(conn: asyncpg.Connection, *, agent_id: str) -> list[str]:
 
 # ---- history ----
 
-async def add_assignment(conn: asyncpg.Connection, *, ticket_no: str, action: str, department: str | None,
-                         agent: str | None, category: str | None, priority: str | None, rule: str | None) -> None:
+Assignment = tuple[str, str, str | None, str | None, str | None, str | None, str | None]
+"""(ticket_no, action, department, agent, category, priority, rule): one row of a ticket's history."""
+
+
+async def add_assignments(conn: asyncpg.Connection, rows: list[Assignment]) -> None:
+    """History rows, in the order given, one statement (the unit's staged writer: ``u.stage``)."""
+    cols = list(zip(*rows, strict=True))
     await conn.execute(
         f"INSERT INTO {S}.assignments (ticket_no, action, department, agent, category, priority, rule)"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7)",
-        ticket_no, action, department, agent, category, priority, rule,
+        " SELECT a, b, c, d, e, f, g FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[]) WITH ORDINALITY AS r(a, b, c, d, e, f, g, n) ORDER BY n",
+        *(list(c) for c in cols),
     )
 
 

@@ -9,7 +9,7 @@ department's row locked (``store.lock_departments``), and queued tickets are tak
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -39,9 +39,33 @@ async def emit_routed(u: Unit, t: Mapping[str, Any], pending: Pending, *, reason
         category=t["category"], priority=t["priority"], department=t["department"], assignee=assignee,
         rule=t["rule"], reason=reason, state=state, priority_rule=priority_rule, rules_version=t["rules_version"],
     ))
-    await store.add_assignment(u.conn, ticket_no=t["ticket_no"], action=reason, department=t["department"],
-                               agent=assignee, category=t["category"], priority=t["priority"], rule=t["rule"])
+    history(u, t, reason, agent=assignee)
     pending.decision(t["category"], t["priority"], t["rule"], reason, state)
+
+
+def history(u: Unit, t: Mapping[str, Any], action: str, *, agent: str | None) -> None:
+    """Stage a row of the ticket's assignment history (one insert for the whole transaction)."""
+    u.stage(store.add_assignments, (t["ticket_no"], action, t["department"], agent, t["category"], t["priority"],
+                                    t["rule"]))
+
+
+async def lock(u: Unit, names: Iterable[str | None]) -> None:
+    """Lock departments (``store.lock_departments``) once per transaction: a batch's units that place
+    tickets in the same department take its row lock once, and keep it until the commit anyway."""
+    held: set[str] = u.memo.setdefault("routing.locked", set())
+    wanted = {n for n in names if n} - held
+    if wanted:
+        await store.lock_departments(u.conn, names=wanted)
+        held |= wanted
+
+
+async def staffed(u: Unit, department: str) -> bool:
+    """Whether ``department`` has anybody on its roster, asked once per transaction (the roster only
+    changes with the department locked, which this transaction holds)."""
+    known: dict[str, bool] = u.memo.setdefault("routing.staffed", {})
+    if department not in known:
+        known[department] = await store.has_agents(u.conn, department=department)
+    return known[department]
 
 
 async def _assign(u: Unit, ticket_no: str, agent_id: str) -> asyncpg.Record:
@@ -54,14 +78,13 @@ async def drain(u: Unit, department: str | None, pending: Pending,
     """Assign queued tickets of ``department``, oldest first, while an agent has room. The department
     must be locked. Emits ``ticket.routed`` for each (reason ``dequeued`` unless ``emit`` says)."""
     assigned: list[str] = []
-    if not department:
-        return assigned
-    # the queue first: when it is empty (the common case after a placement) one statement ends the loop
-    while (ticket := await store.next_queued(u.conn, department=department)) is not None:
-        agent = await store.pick_agent(u.conn, department=department)
-        if agent is None:
+    more = bool(department)
+    while more:
+        # one statement per assignment; it also says whether more are queued, so an emptied queue (the
+        # common case after a placement) ends the loop without another round trip
+        t, more = await store.assign_next(u.conn, department=department)  # type: ignore[arg-type]
+        if t is None:
             break
-        t = await _assign(u, ticket["ticket_no"], agent["id"])
         await emit_routed(u, t, pending, **(emit or {}).get(t["ticket_no"], {"reason": "dequeued"}))
         assigned.append(t["ticket_no"])
     return assigned
@@ -106,8 +129,8 @@ async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, withi
 async def _place_new(u: Unit, rules: RuleSet, no: str, d: domain.Decision, department: str | None,
                      pending: Pending) -> None:
     """Assign the new ticket (oldest first in its department), or leave it queued, or escalate it."""
-    await store.lock_departments(u.conn, names=[department])
-    if department and await store.has_agents(u.conn, department=department):
+    await lock(u, [department])
+    if department and await staffed(u, department):
         assigned = await drain(u, department, pending,
                                emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
         if no not in assigned:
@@ -138,12 +161,10 @@ async def release(rt: Runtime, event: CloudEvent, *, within: Within = None) -> N
         if t["state"] == "released":
             return
         await store.update_ticket(u.conn, ticket_no=t["ticket_no"], state="released", queued_at=None)
-        await store.add_assignment(u.conn, ticket_no=t["ticket_no"], action=event.type.removeprefix("ticket."),
-                                   department=t["department"], agent=t["assignee"], category=t["category"],
-                                   priority=t["priority"], rule=t["rule"])
+        history(u, t, event.type.removeprefix("ticket."), agent=t["assignee"])
         if t["state"] == "assigned":
             agent_dept = await store.agent_department(u.conn, agent_id=t["assignee"])
-            await store.lock_departments(u.conn, names=[t["department"], agent_dept])
+            await lock(u, [t["department"], agent_dept])
             await store.drop_load(u.conn, agent_id=t["assignee"])
             for dept in sorted({x for x in (t["department"], agent_dept) if x}):
                 await drain(u, dept, pending)
@@ -183,7 +204,7 @@ async def _requeue(u: Unit, t: Mapping[str, Any], dept: str, pending: Pending, *
                    prefer: str | None) -> None:
     """Put ``t`` in ``dept``: to ``prefer`` if they have room in it, else the queue (then drain)."""
     no = t["ticket_no"]
-    await store.lock_departments(u.conn, names=[dept, await store.agent_department(u.conn, agent_id=prefer)])
+    await lock(u, [dept, await store.agent_department(u.conn, agent_id=prefer)])
     agent = await store.agent_can_take(u.conn, agent_id=prefer) if prefer else None
     if agent is not None and agent["department"] == dept:
         await store.update_ticket(u.conn, ticket_no=no, department=dept)
@@ -218,7 +239,7 @@ async def _transfer(u: Unit, t: Mapping[str, Any], dept: str, pending: Pending, 
     """Move ``t`` to ``dept``: its current assignee's slot is freed (and refilled from their queue)."""
     old_agent = t["assignee"] if t["state"] == "assigned" else None
     old_dept = await store.agent_department(u.conn, agent_id=old_agent)
-    await store.lock_departments(u.conn, names=[t["department"], old_dept, dept])
+    await lock(u, [t["department"], old_dept, dept])
     await store.update_ticket(u.conn, ticket_no=t["ticket_no"], state="queued", department=dept)
     if old_agent:
         await store.drop_load(u.conn, agent_id=old_agent)

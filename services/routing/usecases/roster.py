@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from services.routing import store
-from services.routing.usecases.assign import drain
+from services.routing.usecases.assign import drain, lock
 from services.routing.config import AgentSpec, Roster, RuleSet
 from services.routing.metrics import Pending
 from services.routing.usecases import metered
@@ -45,14 +45,14 @@ async def sync_config(rt: Runtime, rules: RuleSet, roster: Roster, *, rules_sour
 
 
 async def _drain_all(u: Unit, departments: Sequence[str], pending: Pending) -> None:
-    await store.lock_departments(u.conn, names=departments)
+    await lock(u, departments)
     for dept in sorted(departments):
         await drain(u, dept, pending)
 
 
 async def _apply(u: Unit, agents: Sequence[AgentSpec], departments: Sequence[str],
                  pending: Pending) -> list[str]:
-    await store.lock_departments(u.conn, names=departments)
+    await lock(u, departments)
     for spec in agents:
         await store.upsert_agent(u.conn, spec=spec)
     retired = await store.remove_agents_except(u.conn, keep=[a.id for a in agents])
@@ -88,7 +88,7 @@ async def change_agent(rt: Runtime, *, agent_id: str, available: bool | None,
         agent = await store.get_agent(u.conn, agent_id=agent_id)
         if agent is None:
             raise NotFound("agent_id", f"no agent {agent_id!r} on the roster")
-        await store.lock_departments(u.conn, names=[agent["department"]])
+        await lock(u, [agent["department"]])
         await store.update_agent(u.conn, agent_id=agent_id, available=available, capacity=capacity)
         assigned = await drain(u, agent["department"], pending)
         agent = await store.get_agent(u.conn, agent_id=agent_id)
