@@ -14,6 +14,8 @@ after another in **one transaction** (a ``shared.unit.Tx``), handed to each hand
   inbox id a replica claimed meanwhile), the batch rolls back and **every message of it is handled
   again alone**, in arrival order, by the ordinary per-message path with its own transaction, retry
   and dead-letter rules. So a batch changes how often we commit, never what is committed;
+* ``prepare`` (optional) runs first with all of the batch's deliveries: one statement reads and locks
+  the rows every handler will need (``tx.memo``), instead of one look-up per message;
 * effects outside the database go through ``u.after_commit``: run after the batch's commit, and not
   at all if it rolls back (the message is then handled again alone).
 A message that arrives alone takes the ordinary path at once. The batches of a queue run one after
@@ -53,10 +55,15 @@ class Batching:
     max_size: int = 32
     parallel: int = 1
     linger_s: float = 0.0
+    prepare: Prepare | None = None
 
 
 Settle = Callable[[Any], Awaitable[None]]
 Handler = Callable[[Any, Any], Awaitable[None]]
+Prepare = Callable[[list[Any], Any], Awaitable[None]]
+"""``prepare(msgs, tx)``: before a batch's handlers run, read (and lock) in one statement what all of
+them will need, into ``tx.memo``; a handler's use case then finds its rows there (and, handled alone,
+reads them itself). Its failure rolls the batch back like a handler's."""
 
 
 class Batcher:
@@ -131,6 +138,8 @@ class Batcher:
         """Run every handler of the batch in one transaction; False if it rolled back."""
         try:
             async with self.cfg.transaction(batch_ids=[m.raw_message.message_id for m in msgs]) as tx:
+                if self.cfg.prepare is not None:
+                    await self.cfg.prepare(msgs, tx)
                 for msg in msgs:
                     await self.handler(msg, tx)
         except asyncio.CancelledError:

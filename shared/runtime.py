@@ -131,15 +131,17 @@ class Runtime:
         self.add_loop(loop)
         return loop
 
-    def batching(self, *, linger: bool = True) -> batching.Batching | None:
+    def batching(self, *, linger: bool = True, prepare: batching.Prepare | None = None) -> batching.Batching | None:
         """Batched consumption for a queue whose handler keeps no order across messages (``None``: off).
         ``linger``: a batch not yet full waits ``HELPDESK_BATCH_LINGER_MS`` for more (False on the queues
-        a ticket's first hops wait on, where latency is the promise)."""
+        a ticket's first hops wait on, where latency is the promise). ``prepare(msgs, tx)``: the batch's
+        look-ups in one go, before its handlers (``shared.batching.Prepare``)."""
         if self.settings.batch_max <= 1:
             return None
         return batching.Batching(self.transaction, max_size=self.settings.batch_max,
                                  parallel=self.settings.batch_parallel,
-                                 linger_s=self.settings.batch_linger_ms / 1000 if linger else 0.0)
+                                 linger_s=self.settings.batch_linger_ms / 1000 if linger else 0.0,
+                                 prepare=prepare)
 
     async def db_ok(self) -> bool:
         return await self.pool.fetchval("SELECT 1") == 1

@@ -46,7 +46,8 @@ def build_runtime(
 
     keys = sorted(set(cfg.events()) | FACT_EVENTS)
     queue = quorum_queue("notification.events", routing_key=keys[0], delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt, queue, EVENTS, handlers.build(rt, cfg, worker), batch=rt.batching())
+    on_event, prepare = handlers.build(rt, cfg, worker)
+    subscribe(rt, queue, EVENTS, on_event, batch=rt.batching(prepare=prepare))
     rt.bindings.append((queue, EVENTS, keys[1:]))
     erased = quorum_queue("notification.customers", routing_key="customer.erased",
                           delivery_limit=rt.settings.delivery_limit)

@@ -23,7 +23,7 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
         """A ticket, SLA or survey event: the rules file decides who hears of it on which channel;
         the deliveries are stored (one per event, recipient and channel) and sent by the delivery
         worker, which publishes ``notification.sent`` / ``notification.failed``."""
-        event = CloudEvent.from_bytes(msg.body)
+        event = (tx.memo.pop(msg, None) if tx is not None else None) or CloudEvent.from_bytes(msg.body)
         model = EVENT_MODELS.get(event.type)
         if model is not None:
             model.model_validate(event.data)
@@ -31,7 +31,20 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
             raise DomainError("data.ticket_no", "required")
         await usecases.plan_event(rt, event=event, cfg=cfg, now=worker.clock(), wake=worker.wake, within=tx)
 
-    return on_event
+    async def prepare(msgs: list[RabbitMessage], tx: Tx) -> None:
+        """A batch's events decoded once (kept for their handlers) and their tickets' facts locked in one
+        statement; a body that does not decode is left to its handler (which dead-letters it alone)."""
+        events = []
+        for msg in msgs:
+            try:
+                event = CloudEvent.from_bytes(msg.body)
+            except Exception:  # noqa: BLE001 - its handler raises the reason
+                continue
+            tx.memo[msg] = event
+            events.append(event)
+        await usecases.prepare(tx, events)
+
+    return on_event, prepare
 
 
 def build_customers(rt: Runtime, worker: Worker):

@@ -47,6 +47,44 @@ async def update_facts(conn: asyncpg.Connection, *, ticket_no: str, changes: Map
     return dict(row) if row else {}
 
 
+async def lock_facts(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> dict[str, dict[str, Any]]:
+    """The facts of those of ``ticket_nos`` that have a row, locked (in ticket order) for this transaction:
+    a batch reads them once (``Tx.memo``) and writes what its events changed once (``save_facts``). One
+    primary-key probe per ticket, whatever the statistics say (the LATERAL ... LIMIT 1)."""
+    rows = await conn.fetch(
+        f"SELECT t.* FROM unnest($1::text[]) WITH ORDINALITY AS m(no, n),"
+        f" LATERAL (SELECT * FROM {S}.tickets x WHERE x.ticket_no = m.no LIMIT 1 FOR UPDATE) t ORDER BY m.n",
+        sorted(set(ticket_nos)),
+    )
+    return {r["ticket_no"]: dict(r) for r in rows}
+
+
+_FACT_TYPES = {"has_phone": "bool", "has_email": "bool", "closed_at": "timestamptz"}
+
+
+async def save_facts(conn: asyncpg.Connection, facts: list[dict[str, Any]]) -> None:
+    """Write back the facts of tickets this transaction holds locked (``lock_facts`` or ``update_facts``),
+    as they are at its end: one statement for the batch (a unit's staged writer)."""
+    sets = ", ".join(f"{c} = v.{c}" for c in FACT_FIELDS)
+    arrays = ", ".join(f"${i}::{_FACT_TYPES.get(c, 'text')}[]" for i, c in enumerate(FACT_FIELDS, start=2))
+    await conn.execute(
+        f"UPDATE {S}.tickets t SET {sets}, updated_at = now()"
+        f" FROM unnest($1::text[], {arrays}) AS v(ticket_no, {', '.join(FACT_FIELDS)})"
+        " WHERE t.ticket_no = v.ticket_no",
+        [f["ticket_no"] for f in facts], *([f.get(c) for f in facts] for c in FACT_FIELDS),
+    )
+
+
+def merge_facts(facts: dict[str, Any], changes: Mapping[str, Any]) -> bool:
+    """``update_facts``' rule applied in memory (None leaves a fact unchanged, except assignee, which
+    routing may clear); True when ``changes`` held a fact."""
+    cols = [c for c in changes if c in FACT_FIELDS]
+    for c in cols:
+        if c == "assignee" or changes[c] is not None:
+            facts[c] = changes[c]
+    return bool(cols)
+
+
 # ---- deliveries: planning ----
 
 def delivery_row(*, event_id: str, event_type: str, ticket_no: str | None, planned: Planned,

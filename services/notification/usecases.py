@@ -4,6 +4,7 @@ planned rows. Nothing is sent here; the worker sends after the broker message is
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from collections.abc import Callable
 
@@ -11,9 +12,35 @@ from services.notification import domain, metrics, store
 from services.notification.config import RulesConfig
 from shared.envelope import CloudEvent
 from shared.runtime import Runtime
-from shared.unit import Within
+from shared.unit import Tx, Unit, Within
 
 CONSUMER = "notification.events"
+FACTS, DIRTY = "notification.facts", "notification.dirty"  # Tx.memo keys: the batch's locked facts
+
+
+async def prepare(tx: Tx, events: list[CloudEvent]) -> None:
+    """A batch's ticket facts, read and locked in one statement before its events are planned."""
+    tx.memo[FACTS] = await store.lock_facts(tx.conn, ticket_nos=[e.ticket_no for e in events if e.ticket_no])
+    tx.memo[DIRTY] = set()
+
+
+async def _facts(u: Unit, ticket_no: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """The ticket's facts with ``changes`` merged in. In a prepared batch a ticket it holds is merged in
+    memory and written once at the flush (``store.save_facts``); a ticket without a row yet (its first
+    event) is upserted at once, which locks it (a replica's concurrent insert is waited for, so its facts
+    are seen), and then held for the rest of the batch."""
+    held: dict[str, dict[str, Any]] | None = u.memo.get(FACTS)
+    if held is not None and ticket_no in held:
+        facts = held[ticket_no]
+        dirty: set[str] = u.memo[DIRTY]
+        if store.merge_facts(facts, changes) and ticket_no not in dirty:
+            dirty.add(ticket_no)
+            u.stage(store.save_facts, facts)  # written as it is at the flush
+        return facts
+    facts = await store.update_facts(u.conn, ticket_no=ticket_no, changes=changes)
+    if held is not None and facts and any(c in domain.FACT_FIELDS for c in changes):
+        held[ticket_no] = facts  # the upsert locked it
+    return facts
 
 
 async def plan_event(rt: Runtime, *, event: CloudEvent, cfg: RulesConfig, now: datetime,
@@ -24,8 +51,7 @@ async def plan_event(rt: Runtime, *, event: CloudEvent, cfg: RulesConfig, now: d
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
             return
-        facts = (await store.update_facts(u.conn, ticket_no=ticket_no,
-                                          changes=domain.fact_changes(event.type, event.data))
+        facts = (await _facts(u, ticket_no, domain.fact_changes(event.type, event.data))
                  if ticket_no else {})  # review.published is about a period, not a ticket
         context = {"ticket_no": ticket_no, "event": event.type, "data": event.data,
                    "ticket": {k: facts.get(k) for k in ("priority", "category", "urgency", "assignee")}}
