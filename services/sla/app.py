@@ -43,7 +43,8 @@ def build_runtime(settings: Settings | None = None, sla: SlaSettings | None = No
     reactor = Reactor(policy.load(sla.policy_file, tz=rt.settings.tz),
                       routing_grace=timedelta(seconds=sla.routing_grace_s))
     queue = quorum_queue("sla.tickets", routing_key="ticket.*", delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt, queue, EVENTS, handlers.build(rt, reactor), batch=rt.batching())
+    on_event, prepare = handlers.build(rt, reactor)
+    subscribe(rt, queue, EVENTS, on_event, batch=rt.batching(prepare=prepare))
     rt.bindings.append((queue, EVENTS, ["survey.negative"]))
     rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))
     rt.add_loop(Timers(rt, reactor=reactor, batch=sla.timer_batch, max_sleep_s=sla.max_sleep_s))

@@ -21,7 +21,21 @@ def build(rt: Runtime, reactor: Reactor):
         re-target and stop the ticket's SLA clocks; announcements go out as ``sla.started``,
         ``sla.warning``, ``sla.breached`` and ``sla.met``."""
         attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
-        await usecases.apply_event(rt, reactor, CloudEvent.from_bytes(msg.body),
-                                   last_try=attempt + 1 >= rt.settings.delivery_limit, within=tx)
+        event = (tx.memo.pop(msg, None) if tx is not None else None) or CloudEvent.from_bytes(msg.body)
+        await usecases.apply_event(rt, reactor, event, last_try=attempt + 1 >= rt.settings.delivery_limit,
+                                   within=tx)
 
-    return on_ticket_event
+    async def prepare(msgs: list[RabbitMessage], tx: Tx) -> None:
+        """A batch's events decoded once (kept for their handlers), their tickets and clocks locked in
+        two statements; a body that does not decode is left to its handler (dead-lettered alone)."""
+        events = []
+        for msg in msgs:
+            try:
+                event = CloudEvent.from_bytes(msg.body)
+            except Exception:  # noqa: BLE001 - its handler raises the reason
+                continue
+            tx.memo[msg] = event
+            events.append(event)
+        await usecases.prepare(tx, reactor, events)
+
+    return on_ticket_event, prepare

@@ -33,6 +33,40 @@ async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str, create: bool 
     return Ticket(**dict(row)) if row else None
 
 
+async def lock_tickets(conn: asyncpg.Connection, *, create: list[str], read: list[str]) -> dict[str, Ticket]:
+    """``lock_ticket`` for a batch, in ticket order: ``create``'s rows made (a stub) if missing, ``read``'s
+    locked where they exist; one statement. One primary-key probe per ticket (LATERAL ... LIMIT 1)."""
+    cols = ", ".join(_TICKET_COLS)
+    create = sorted(set(create))
+    read = sorted(set(read) - set(create))
+    rows = await conn.fetch(
+        f"""WITH made AS (INSERT INTO {S}.tickets AS t (ticket_no) SELECT * FROM unnest($1::text[])
+                          ON CONFLICT (ticket_no) DO UPDATE SET ticket_no = t.ticket_no RETURNING {cols})
+            SELECT * FROM made
+            UNION ALL
+            SELECT x.* FROM unnest($2::text[]) WITH ORDINALITY AS m(no, n),
+                LATERAL (SELECT {cols} FROM {S}.tickets k WHERE k.ticket_no = m.no LIMIT 1 FOR UPDATE) x""",
+        create, read,
+    )
+    return {r["ticket_no"]: Ticket(**dict(r)) for r in rows}
+
+
+async def lock_clocks_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> dict[str, dict[str, Clock]]:
+    """``lock_clocks`` for a batch's tickets, in ticket order, one statement (every ticket asked for is in
+    the result: those without clocks with none)."""
+    nos = sorted(set(ticket_nos))
+    rows = await conn.fetch(
+        f"SELECT c.* FROM unnest($1::text[]) WITH ORDINALITY AS m(no, n),"
+        f" LATERAL (SELECT {', '.join(_CLOCK_COLS)} FROM {S}.clocks k WHERE k.ticket_no = m.no"
+        f" ORDER BY k.metric FOR UPDATE) c ORDER BY m.n, c.metric",
+        nos,
+    )
+    out: dict[str, dict[str, Clock]] = {no: {} for no in nos}
+    for r in rows:
+        out[r["ticket_no"]][r["metric"]] = _clock(r)
+    return out
+
+
 _TICKET_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "bool", "bool", "int", "timestamptz")
 
 

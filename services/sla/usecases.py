@@ -16,7 +16,7 @@ from services.sla.lifecycle import Reactor, Ticket
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.runtime import Runtime
-from shared.unit import Unit, Within
+from shared.unit import Tx, Unit, Within
 
 SERVICE = "sla"
 CONSUMER = "sla.tickets"
@@ -67,6 +67,25 @@ class _Held:
     clocks_changed: set[str] = field(default_factory=set)
 
 
+def _creates(event: CloudEvent) -> bool:
+    return event.type in ("ticket.created", "ticket.routed")
+
+
+async def prepare(tx: Tx, reactor: Reactor, events: list[CloudEvent]) -> None:
+    """A batch's tickets and their clocks, read and locked in two statements before its events apply:
+    each event then finds its ticket held (``_held``); the first events make sure there is a row."""
+    mine = [e for e in events if e.ticket_no and (reactor.handles(e.type) or e.source == INTAKE)]
+    if not mine:
+        return
+    create = {e.ticket_no for e in mine if _creates(e)}
+    tickets = await store.lock_tickets(tx.conn, create=sorted(create),
+                                       read=sorted({e.ticket_no for e in mine} - create))  # type: ignore[arg-type]
+    clocks = await store.lock_clocks_of(tx.conn, ticket_nos=list(tickets))
+    for no in {e.ticket_no for e in mine}:
+        t = tickets.get(no)  # type: ignore[arg-type]
+        tx.memo[("sla.held", no)] = _Held(no, t, clocks=clocks[no] if t else {})  # type: ignore[arg-type]
+
+
 async def _held(u: Unit, ticket_no: str, *, create: bool) -> _Held:
     key = ("sla.held", ticket_no)
     held = u.memo.get(key)
@@ -113,7 +132,7 @@ async def apply_event(rt: Runtime, reactor: Reactor, event: CloudEvent, *, last_
         if u.duplicate:
             return
         # the row lock serialises this ticket's events; the first events make sure there is a row to lock
-        held = await _held(u, event.ticket_no, create=event.type in ("ticket.created", "ticket.routed"))
+        held = await _held(u, event.ticket_no, create=_creates(event))
         ticket = held.ticket
         if not _gate(ticket, event, last_try=last_try):
             return

@@ -85,3 +85,37 @@ async def test_one_batch_equals_one_transaction_each(sla: Any, intake: Any, tap:
     # flush; its clocks: read once, written once, for four events
     assert sla_tables == {("INSERT", "tickets"): 2, ("SELECT", "clocks"): 1, ("INSERT", "clocks"): 1}, \
         counting.statements
+
+
+async def test_a_prepared_batch_locks_its_tickets_and_clocks_in_two_statements(sla: Any, intake: Any,
+                                                                               tap: Any) -> None:
+    """``usecases.prepare`` (the batch's ``prepare`` hook): the batch's tickets, stubs made for the ones
+    its created/routed events are about, and their clocks are read and locked before any event applies;
+    the events then read nothing more, and commit what one transaction each commits."""
+    rt = sla.rt
+    settings = SlaSettings()
+    reactor = Reactor(policy.load(settings.policy_file, tz=rt.settings.tz),
+                      routing_grace=timedelta(seconds=settings.routing_grace_s))
+    no = await new_ticket(intake, urgency="normal")
+    [created] = await tap.wait_events(lambda e: e.subject == no and e.type == "ticket.created")
+    alone, fresh, known = f"2097{no[4:]}", f"2096{no[4:]}", f"2095{no[4:]}"
+
+    for event in _events(created, alone):
+        await usecases.apply_event(rt, reactor, event)
+    first, *rest = _events(created, known)
+    await usecases.apply_event(rt, reactor, first)  # this one's row and clocks exist before the batch
+
+    async with rt.transaction() as tx:
+        counting = Counting(tx.conn)
+        tx.conn = counting
+        events = _events(created, fresh) + rest
+        await usecases.prepare(tx, reactor, events)
+        for event in events:
+            await usecases.apply_event(rt, reactor, event, within=tx)
+
+    assert await _state(rt, fresh) == await _state(rt, alone)
+    assert await _state(rt, known) == await _state(rt, alone)
+    sla_tables = Counter(s for s in counting.statements if s[1] in ("tickets", "clocks"))
+    # one locking read of both tickets (WITH ... INSERT for the stubs), one of their clocks; one write each
+    assert sla_tables == {("WITH", "tickets"): 1, ("SELECT", "clocks"): 1, ("INSERT", "tickets"): 1,
+                          ("INSERT", "clocks"): 1}, counting.statements
