@@ -17,6 +17,11 @@ from services.notification.config import NotificationSettings, load_rules
 from tests.notification.helpers import event
 
 FACTS = ", ".join(domain.FACT_FIELDS)
+LATER = datetime(2099, 1, 1, tzinfo=UTC)  # the deliveries planned here are never due: the worker leaves them
+
+
+async def _forget(rt: Any, *nos: str) -> None:
+    await rt.pool.execute("DELETE FROM notification.deliveries WHERE ticket_no = ANY($1)", list(nos))
 
 
 def _events(no: str) -> list[Any]:
@@ -66,7 +71,7 @@ async def _plans(rt: Any, no: str) -> list[tuple[Any, ...]]:
 async def test_a_prepared_batch_plans_and_commits_what_one_transaction_each_does(notification: Any) -> None:
     rt = notification.rt
     cfg = load_rules(NotificationSettings().rules_file)
-    now = datetime.now(UTC)
+    now = LATER
     tag = uuid.uuid4().hex[:8]
     alone, fresh, known = f"A-{tag}", f"F-{tag}", f"K-{tag}"
 
@@ -103,6 +108,7 @@ async def test_a_prepared_batch_plans_and_commits_what_one_transaction_each_does
     assert await _facts(rt, known) == want
     assert await _plans(rt, fresh) == await _plans(rt, alone)
     assert await _plans(rt, known) == await _plans(rt, alone)
+    await _forget(rt, alone, fresh, known)
 
 
 async def test_a_rolled_back_batch_leaves_the_facts_as_they_were(notification: Any) -> None:
@@ -110,14 +116,15 @@ async def test_a_rolled_back_batch_leaves_the_facts_as_they_were(notification: A
     cfg = load_rules(NotificationSettings().rules_file)
     no = f"R-{uuid.uuid4().hex[:8]}"
     first, *rest = _events(no)
-    await usecases.plan_event(rt, event=first, cfg=cfg, now=datetime.now(UTC), wake=lambda: None)
+    await usecases.plan_event(rt, event=first, cfg=cfg, now=LATER, wake=lambda: None)
     before = await _facts(rt, no)
     try:
         async with rt.transaction() as tx:
             await usecases.prepare(tx, rest)
             for e in rest:
-                await usecases.plan_event(rt, event=e, cfg=cfg, now=datetime.now(UTC), wake=lambda: None, within=tx)
+                await usecases.plan_event(rt, event=e, cfg=cfg, now=LATER, wake=lambda: None, within=tx)
             raise RuntimeError("poison")
     except RuntimeError:
         pass
     assert await _facts(rt, no) == before
+    await _forget(rt, no)
