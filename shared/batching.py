@@ -38,6 +38,8 @@ from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter, Histogram
 
+from shared.errors import DomainError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -64,6 +66,28 @@ Prepare = Callable[[list[Any], Any], Awaitable[None]]
 """``prepare(msgs, tx)``: before a batch's handlers run, read (and lock) in one statement what all of
 them will need, into ``tx.memo``; a handler's use case then finds its rows there (and, handled alone,
 reads them itself). Its failure rolls the batch back like a handler's."""
+
+
+def decode_batch(msgs: list[Any], tx: Any, decode: Callable[[Any], T]) -> list[T]:
+    """For a ``prepare``: each delivery of the batch decoded once and kept in ``tx.memo`` under the
+    delivery, for its handler (``decoded``). One that does not decode is left out here: its handler
+    decodes it again and raises the reason (the batch rolls back, and that message is refused alone)."""
+    values = []
+    for msg in msgs:
+        try:
+            value = decode(msg)
+        except (ValueError, DomainError) as exc:
+            log.debug("left to its handler", extra={"error": repr(exc)})
+            continue
+        tx.memo[msg] = value
+        values.append(value)
+    return values
+
+
+def decoded(msg: Any, tx: Any, decode: Callable[[Any], T]) -> T:
+    """What ``decode_batch`` kept for ``msg``, else ``decode(msg)`` (handled alone, or not decodable)."""
+    kept = tx.memo.pop(msg, None) if tx is not None else None
+    return kept if kept is not None else decode(msg)
 
 
 class Batcher:

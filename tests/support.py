@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,25 @@ from shared.envelope import CloudEvent
 from shared.trust import url_user
 
 ADMIN_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class Counting:
+    """Stands in for a transaction's connection (``tx.conn = Counting(tx.conn, "sla")``) and notes the
+    (verb, ``schema`` table) of every statement that reaches the database: what a batch costs."""
+
+    def __init__(self, conn: Any, schema: str) -> None:
+        self.conn, self.statements = conn, []
+        self._table = re.compile(rf"\b{schema}\.(\w+)")
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.conn, name)
+        if name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
+            async def counted(query: str, *args: Any, **kw: Any) -> Any:
+                table = self._table.search(query)
+                self.statements.append((query.split()[0].upper(), table.group(1) if table else None))
+                return await attr(query, *args, **kw)
+            return counted
+        return attr
 
 
 def rabbitmqctl(*args: str) -> None:

@@ -60,9 +60,9 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     records.warranty_policy()  # a bad INTAKE_WARRANTY_FILE refuses the start, naming the key
     rt.on_emitted = store.record_events  # intake's own events join the timeline in their transaction
     limit = rt.settings.delivery_limit
-    on_intake, on_command, on_event = handlers.build(rt)
+    on_intake, prepare_intake, on_command, on_event = handlers.build(rt)
     subscribe(rt, quorum_queue("intake.tickets", routing_key="intake.*", delivery_limit=limit), INTAKE,
-              on_intake, batch=rt.batching(linger=False))
+              on_intake, batch=rt.batching(linger=False, prepare=prepare_intake))
     commands = quorum_queue("intake.commands", routing_key="ticket.*", delivery_limit=limit)
     subscribe(rt, commands, COMMANDS, on_command)
     # The timeline takes what the other services say; intake's own events enter it in the transaction

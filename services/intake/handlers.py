@@ -9,6 +9,7 @@ import orjson
 from faststream.rabbit.message import RabbitMessage
 
 from services.intake import privacy, usecases
+from shared.batching import decode_batch, decoded
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.keyed_lock import KeyedLock
@@ -32,19 +33,29 @@ def _json(msg: RabbitMessage, max_bytes: int | None = None) -> dict:
 def build(rt: Runtime):
     in_order = KeyedLock()
 
-    async def on_intake(msg: RabbitMessage, tx: Tx | None) -> None:
-        """A customer problem from a channel gateway (``intake.<channel>``): registered as a ticket
-        (idempotent on ``channel`` + ``external_id``) and announced as ``ticket.created``."""
+    def _ticket(msg: RabbitMessage) -> IntakeTicket:
         body = _json(msg, rt.settings.max_body_bytes)
         key_channel = (msg.raw_message.routing_key or "").removeprefix("intake.")
         body.setdefault("channel", key_channel)
         if body["channel"] != key_channel:
             raise DomainError("channel", f"{body['channel']!r} does not match routing key intake.{key_channel}")
-        ticket = IntakeTicket.model_validate(body)
+        return IntakeTicket.model_validate(body)
+
+    async def on_intake(msg: RabbitMessage, tx: Tx | None) -> None:
+        """A customer problem from a channel gateway (``intake.<channel>``): registered as a ticket
+        (idempotent on ``channel`` + ``external_id``) and announced as ``ticket.created``."""
+        ticket = decoded(msg, tx, _ticket)
         caller = (msg.headers or {}).get("x-caller") or f"amqp:{ticket.channel}"
         await usecases.create_ticket(rt, tz=rt.settings.tz, msg=ticket, caller=str(caller), transport="amqp",
                                      message_id=msg.raw_message.message_id,
                                      key_secret=rt.settings.customer_key_secret, within=tx)
+
+    async def prepare_intake(msgs: list[RabbitMessage], tx: Tx) -> None:
+        """A batch's bodies validated once (kept for their handlers) and its registrations looked up in
+        one statement; a body that fails is left to its handler, which refuses it alone."""
+        decode_batch(msgs, tx, _ticket)
+        items = [(tx.memo[m], m.raw_message.message_id) for m in msgs if m in tx.memo]
+        await usecases.prepare(tx, items, tz=rt.settings.tz, key_secret=rt.settings.customer_key_secret)
 
     async def on_command(msg: RabbitMessage, tx: Tx | None) -> None:
         """An agent's or enterprise system's command (``ticket.<action>``) applied to the ticket's
@@ -76,4 +87,4 @@ def build(rt: Runtime):
         ``GET /v1/tickets/{no}``); ``ticket.routed`` and ``ticket.escalated`` update the ticket."""
         await usecases.record_event(rt, event=CloudEvent.from_bytes(msg.body), within=tx)
 
-    return on_intake, on_command, on_event
+    return on_intake, prepare_intake, on_command, on_event

@@ -106,6 +106,26 @@ async def prepare_registration(
     )
 
 
+async def prepare_registrations(conn: asyncpg.Connection, items: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
+    """``prepare_registration`` for a batch, in one statement: ``items`` are (day, channel, external_id,
+    message_id, customer_key, received_at); the rows come back in their order."""
+    cols = list(zip(*items, strict=True)) if items else [[]] * 6
+    return await conn.fetch(
+        f"""SELECT u.n, d.ticket_no IS NOT NULL AS duplicate,
+                   CASE WHEN d.ticket_no IS NULL THEN nextval(u.seq::regclass) END AS serial,
+                   CASE WHEN u.key IS NOT NULL THEN EXISTS (SELECT 1 FROM {S}.tickets e
+                        WHERE e.customer_key = u.key AND e.received_at < u.received) END AS returning
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+                 WITH ORDINALITY AS u(seq, channel, ext, mid, key, received, n)
+            LEFT JOIN LATERAL (SELECT x.ticket_no FROM (
+                    (SELECT ticket_no FROM {S}.tickets WHERE channel = u.channel AND external_id = u.ext)
+                    UNION ALL (SELECT ticket_no FROM {S}.tickets WHERE channel = u.channel AND message_id = u.mid)) x
+                 LIMIT 1) d ON true
+            ORDER BY u.n""",
+        [f"{S}.serial_{day:%Y%m%d}" for day in cols[0]], *(list(c) for c in cols[1:]),
+    )
+
+
 async def get(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = False) -> asyncpg.Record | None:
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(f"SELECT * FROM {S}.tickets WHERE ticket_no = $1{lock}", ticket_no)
@@ -133,19 +153,42 @@ async def update(conn: asyncpg.Connection, *, ticket_no: str, **fields: Any) -> 
     )
 
 
-async def apply_routed(conn: asyncpg.Connection, *, ticket_no: str, seq: int, category: str | None,
-                       priority: str | None, department: str | None, assignee: str | None, rule: str | None) -> bool:
-    """Routing's decision ``seq`` of the ticket, unless a later one is already applied (redelivered or
-    overtaken: nothing changes). The first assignee is kept; a new ticket with an assignee becomes
-    ``assigned``. One statement; True when it changed the ticket."""
-    return await conn.fetchval(
-        f"UPDATE {S}.tickets SET category = $3, priority = $4, department = $5, assignee = $6, rule = $7,"
-        " routed_seq = $2,"
-        " first_assignee = CASE WHEN $6::text IS NOT NULL AND first_assignee IS NULL THEN $6 ELSE first_assignee END,"
-        " status = CASE WHEN $6::text IS NOT NULL AND status = 'new' THEN 'assigned' ELSE status END,"
-        " updated_at = now()"
-        " WHERE ticket_no = $1 AND routed_seq < $2 RETURNING true",
-        ticket_no, seq, category, priority, department, assignee, rule) is not None
+Routed = tuple[str, int, str | None, str | None, str | None, str | None, str | None]
+"""One routing decision: (ticket_no, seq, category, priority, department, assignee, rule)."""
+
+
+async def apply_routed(conn: asyncpg.Connection, decisions: list[Routed]) -> None:
+    """Routing's decisions, in arrival order, exactly as one statement each would apply them, in two
+    statements for the lot (the unit's staged writer): the tickets are locked and read, then written.
+    A decision applies when its ``seq`` is above the ticket's ``routed_seq`` so far (redelivered or
+    overtaken: nothing changes); the first assignee is kept; a new ticket with an assignee becomes
+    ``assigned``. Each ticket is reached by one primary-key probe, then its ``ctid`` (locked: stable)."""
+    rows = await conn.fetch(
+        f"SELECT k.* FROM unnest($1::text[]) WITH ORDINALITY AS u(no, n), LATERAL (SELECT t.ctid AS tid,"
+        f" t.ticket_no, t.routed_seq, t.first_assignee, t.status FROM {S}.tickets t WHERE t.ticket_no = u.no"
+        " LIMIT 1 FOR UPDATE) k ORDER BY u.n",
+        sorted({d[0] for d in decisions}))
+    held = {r["ticket_no"]: dict(r) for r in rows}
+    changed: dict[str, dict[str, Any]] = {}
+    for no, seq, category, priority, department, assignee, rule in decisions:
+        t = held.get(no)
+        if t is None or seq <= t["routed_seq"]:
+            continue
+        t.update(category=category, priority=priority, department=department, assignee=assignee, rule=rule,
+                 routed_seq=seq)
+        if assignee is not None:
+            t["first_assignee"] = t["first_assignee"] or assignee
+            t["status"] = "assigned" if t["status"] == "new" else t["status"]
+        changed[no] = t
+    if not changed:
+        return
+    cols = ("tid", "category", "priority", "department", "assignee", "rule", "routed_seq", "first_assignee", "status")
+    types = ("tid", "text", "text", "text", "text", "text", "int", "text", "text")
+    await conn.execute(
+        f"UPDATE {S}.tickets t SET {', '.join(f'{c} = v.{c}' for c in cols[1:])}, updated_at = now()"
+        f" FROM unnest({', '.join(f'${i}::{ty}[]' for i, ty in enumerate(types, start=1))}) AS v({', '.join(cols)})"
+        " WHERE t.ctid = v.tid",
+        *([t[c] for t in changed.values()] for c in cols))
 
 
 async def record_events(conn: asyncpg.Connection, events: list[CloudEvent]) -> None:

@@ -17,7 +17,7 @@ from shared.events import TicketCreated
 from shared.masking import mask_identifier
 from shared.messages import Command, IntakeTicket
 from shared.runtime import Runtime
-from shared.unit import Within
+from shared.unit import Tx, Unit, Within
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ async def create_ticket(
     received_at = domain.check_intake(msg, now=now)
     records.check_intake(msg, received_at=received_at, tz=tz)
     day = domain.numbering_day(now, tz)
+    ready = (within.tx if isinstance(within, Unit) else within).memo.get(PREPARED) if within is not None else None
+    if ready and id(msg) in ready:
+        day, received_at = ready[id(msg)][0], ready[id(msg)][1]  # as the batch's look-up saw them
     try:
         return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
                                message_id=message_id, transport=transport, key_secret=key_secret, within=within, tz=tz)
@@ -55,18 +58,30 @@ async def _register(
     key = domain.customer_key(msg.customer, key_secret)
     async with rt.unit(within=within) as u:
         duplicate = metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc
-        # the duplicate check, the day's next serial and the customer's history: one round trip
-        prep = await store.prepare_registration(u.conn, day=day, channel=msg.channel, external_id=msg.external_id,
-                                                message_id=message_id, customer_key=key, received_at=received_at)
+        # the duplicate check, the day's next serial and the customer's history: one round trip, or none
+        # in a prepared batch (``prepare``: the batch's in one)
+        ready = u.memo.get(PREPARED)
+        if ready is not None and id(msg) in ready:
+            prep = ready.pop(id(msg))[2]
+        else:
+            prep = await store.prepare_registration(u.conn, day=day, channel=msg.channel,
+                                                    external_id=msg.external_id, message_id=message_id,
+                                                    customer_key=key, received_at=received_at)
+        earlier: dict[str, list[datetime]] = u.memo.setdefault(REGISTERED, {})
+        returning = prep["returning"]
+        if key and not returning:  # an earlier ticket of the same customer registered in this transaction
+            returning = any(at < received_at for at in earlier.get(key, ()))
         if prep["duplicate"]:
             u.after_commit(duplicate)
             return await store.find_duplicate(
                 u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id), False
         ticket_no = domain.ticket_number(day, prep["serial"])
         columns, extra = await records.on_register(u.conn, msg=msg, received_at=received_at, tz=tz,
-                                                   customer_key=key, returning=prep["returning"])
+                                                   customer_key=key, returning=returning)
         ticket = await store.insert_ticket(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
                                            caller=caller, message_id=message_id, customer_key=key, **columns)
+        if key:
+            earlier.setdefault(key, []).append(received_at)
         if ticket is None:  # a concurrent duplicate won the unique key; its row is committed and visible now
             u.after_commit(duplicate)
             return await store.find_duplicate(
@@ -81,6 +96,30 @@ async def _register(
         ))
         u.after_commit(metrics.RECEIVED.labels(msg.channel, transport, "created").inc)
     return ticket, True
+
+
+PREPARED, REGISTERED = "intake.prepared", "intake.registered"  # Tx.memo keys
+
+
+async def prepare(tx: Tx, items: list[tuple[IntakeTicket, str | None]], *, tz: ZoneInfo, key_secret: str) -> None:
+    """A batch's registrations looked up in one statement (``store.prepare_registrations``) before its
+    handlers run: each ticket's duplicate check, serial and customer history, kept for ``create_ticket``
+    by the message object. A message that fails the checks is left to its handler (refused alone)."""
+    now = datetime.now(UTC)
+    inputs = []
+    for msg, message_id in items:
+        try:
+            received_at = domain.check_intake(msg, now=now)
+            records.check_intake(msg, received_at=received_at, tz=tz)
+        except DomainError:
+            continue
+        inputs.append((msg, domain.numbering_day(now, tz), received_at, message_id,
+                       domain.customer_key(msg.customer, key_secret)))
+    if not inputs:
+        return
+    rows = await store.prepare_registrations(tx.conn, [(day, m.channel, m.external_id, mid, key, at)
+                                                       for m, day, at, mid, key in inputs])
+    tx.memo[PREPARED] = {id(m): (day, at, row) for (m, day, at, _, _), row in zip(inputs, rows, strict=True)}
 
 
 async def apply_command(
@@ -119,10 +158,10 @@ async def record_event(rt: Runtime, *, event: CloudEvent, within: Within = None)
         # every event joins the timeline: staged, one insert per batch, which refuses an unknown ticket
         u.stage(store.record_events, event)
         data = event.data
-        if event.type == "ticket.routed":  # routing decides the assignment; an older decision changes nothing
-            await store.apply_routed(u.conn, ticket_no=event.ticket_no, seq=int(data.get("seq") or 0),
-                                     **{k: data.get(k) for k in ("category", "priority", "department", "assignee",
-                                                                 "rule")})
+        if event.type == "ticket.routed":  # routing decides the assignment (staged: one write per batch)
+            u.stage(store.apply_routed, (event.ticket_no, int(data.get("seq") or 0),
+                                         *(data.get(k) for k in ("category", "priority", "department", "assignee",
+                                                                 "rule"))))
         elif event.type == "ticket.escalated":
             await store.update(u.conn, ticket_no=event.ticket_no, escalated=True)
 

@@ -8,6 +8,7 @@ from faststream.rabbit.message import RabbitMessage
 from services.notification import privacy, usecases
 from services.notification.config import RulesConfig
 from services.notification.worker import Worker
+from shared.batching import decode_batch, decoded
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.events import EVENT_MODELS
@@ -15,7 +16,11 @@ from shared.runtime import Runtime
 from shared.unit import Tx
 
 
-ABOUT_NO_TICKET = {"review.published"}  # the monthly review: about a period (subject), not a ticket
+ABOUT_NO_TICKET = {"review.published"}
+
+
+def _event(msg: RabbitMessage) -> CloudEvent:
+    return CloudEvent.from_bytes(msg.body)  # the monthly review: about a period (subject), not a ticket
 
 
 def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
@@ -23,7 +28,7 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
         """A ticket, SLA or survey event: the rules file decides who hears of it on which channel;
         the deliveries are stored (one per event, recipient and channel) and sent by the delivery
         worker, which publishes ``notification.sent`` / ``notification.failed``."""
-        event = (tx.memo.pop(msg, None) if tx is not None else None) or CloudEvent.from_bytes(msg.body)
+        event = decoded(msg, tx, _event)
         model = EVENT_MODELS.get(event.type)
         if model is not None:
             model.model_validate(event.data)
@@ -32,17 +37,9 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
         await usecases.plan_event(rt, event=event, cfg=cfg, now=worker.clock(), wake=worker.wake, within=tx)
 
     async def prepare(msgs: list[RabbitMessage], tx: Tx) -> None:
-        """A batch's events decoded once (kept for their handlers) and their tickets' facts locked in one
-        statement; a body that does not decode is left to its handler (which dead-letters it alone)."""
-        events = []
-        for msg in msgs:
-            try:
-                event = CloudEvent.from_bytes(msg.body)
-            except Exception:  # noqa: BLE001 - its handler raises the reason
-                continue
-            tx.memo[msg] = event
-            events.append(event)
-        await usecases.prepare(tx, events)
+        """A batch's events decoded once (kept for their handlers), their tickets' facts locked in one
+        statement."""
+        await usecases.prepare(tx, decode_batch(msgs, tx, _event))
 
     return on_event, prepare
 

@@ -120,21 +120,28 @@ async def lock_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> li
     return [_row(r) for r in rows]
 
 
-async def lock_rate_key(conn: asyncpg.Connection, *, rate_key: str) -> None:
-    """Serialise rate-limit decisions for one recipient across workers (until commit)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{S}.rate:{rate_key}")
+async def lock_rate_keys(conn: asyncpg.Connection, *, rate_keys: list[str]) -> None:
+    """Serialise rate-limit decisions for these recipients across workers (until commit): one statement,
+    the locks taken in the order given (callers sort, so two workers never wait on each other in a cycle)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || k)) FROM unnest($2::text[]) AS u(k)",
+                       f"{S}.rate:", rate_keys)
 
 
-async def sends_in_window(
-    conn: asyncpg.Connection, *, rate_key: str, since: datetime, exclude_id: int
-) -> tuple[int, datetime | None]:
-    """How many other deliveries to ``rate_key`` were attempted since ``since``, and the oldest."""
-    row = await conn.fetchrow(
-        f"SELECT count(*) AS n, min(last_attempt_at) AS oldest FROM {S}.deliveries"
-        " WHERE rate_key = $1 AND last_attempt_at > $2 AND id <> $3",
-        rate_key, since, exclude_id,
+async def attempts_in_window(conn: asyncpg.Connection, *, rate_keys: list[str],
+                             since: datetime) -> dict[str, list[tuple[int, datetime]]]:
+    """The deliveries to each of ``rate_keys`` attempted since ``since`` (id, when): one statement, one
+    index range per key. Read after ``lock_rate_keys`` returned, in a statement of its own, so what a
+    worker that held a key committed meanwhile is seen. A window holds at most about the key's limit."""
+    rows = await conn.fetch(
+        f"SELECT d.rate_key, d.id, d.last_attempt_at FROM unnest($1::text[]) AS u(k)"
+        f" CROSS JOIN LATERAL (SELECT rate_key, id, last_attempt_at FROM {S}.deliveries"
+        "   WHERE rate_key = u.k AND last_attempt_at > $2) d",
+        rate_keys, since,
     )
-    return row["n"], row["oldest"]
+    out: dict[str, list[tuple[int, datetime]]] = {k: [] for k in rate_keys}
+    for r in rows:
+        out[r["rate_key"]].append((r["id"], r["last_attempt_at"]))
+    return out
 
 
 async def hold(conn: asyncpg.Connection, *, delivery_id: int, until: datetime, reason: str) -> None:

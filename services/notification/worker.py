@@ -101,11 +101,23 @@ class Worker(DueLoop):
         lease_until = now + timedelta(seconds=self.opts.lease_s)
         async with self.rt.pool.acquire() as conn, conn.transaction():  # no events, no inbox: a plain one
             rows = await store.lock_due(conn, now=now, limit=self.opts.worker_batch)
+            quiet = {r["id"]: until for r in rows if (until := self._quiet_until(r, now)) is not None}
+            # the recipients with a limit, locked in one order (no deadlock between workers), then what
+            # was attempted to them in the window: two statements for the claim
+            keys = sorted({r["rate_key"] for r in rows
+                           if r["id"] not in quiet and domain.rate_limit_for(self.cfg, r["recipient"]) > 0})
+            window: dict[str, list[tuple[int, datetime]]] = {}
+            if keys:
+                await store.lock_rate_keys(conn, rate_keys=keys)
+                window = await store.attempts_in_window(
+                    conn, rate_keys=keys, since=now - timedelta(seconds=self.cfg.rate_limit.window_s))
             ready = []
             leased: dict[str, int] = {}  # rate key -> rows of this claim let go (attempted now, below)
-            # Sorted by rate key: the advisory locks are then always taken in one order (no deadlock).
             for row in sorted(rows, key=lambda r: r["rate_key"]):
-                reason, until = await self._hold(conn, row, now, leased=leased.get(row["rate_key"], 0))
+                if row["id"] in quiet:
+                    reason, until = "quiet_hours", quiet[row["id"]]
+                else:
+                    reason, until = self._rate_hold(row, now, window, leased=leased.get(row["rate_key"], 0))
                 if until is not None:
                     await store.hold(conn, delivery_id=row["id"], until=until, reason=reason)
                     metrics.HELD.labels(reason).inc()
@@ -119,21 +131,22 @@ class Worker(DueLoop):
                     row["attempt"] = attempts[row["id"]]
         return ready, len(rows)
 
-    async def _hold(self, conn: asyncpg.Connection, row: dict[str, Any], now: datetime, *,
-                    leased: int = 0) -> tuple[str, datetime | None]:
-        """Why and until when ``row`` must wait (``until`` None: it may go now). ``leased``: rows to the
-        same rate key this claim already lets go, attempted now but not yet written."""
+    def _quiet_until(self, row: dict[str, Any], now: datetime) -> datetime | None:
+        """The end of the quiet hours ``row`` must wait for (None: it need not)."""
         if row["quiet"] and not row["urgent"]:
-            until = domain.quiet_until(now, self.cfg.quiet_hours, self.tz)
-            if until is not None:
-                return "quiet_hours", until
+            return domain.quiet_until(now, self.cfg.quiet_hours, self.tz)
+        return None
+
+    def _rate_hold(self, row: dict[str, Any], now: datetime, window: dict[str, list[tuple[int, datetime]]], *,
+                   leased: int = 0) -> tuple[str, datetime | None]:
+        """Until when ``row`` must wait for its recipient's rate limit (None: it may go now). ``window``:
+        the attempts to each locked rate key in the window; ``leased``: rows to the same rate key this
+        claim already lets go, attempted now but not yet written."""
         limit = domain.rate_limit_for(self.cfg, row["recipient"])
         if limit <= 0:
             return "", None
-        await store.lock_rate_key(conn, rate_key=row["rate_key"])
-        since = now - timedelta(seconds=self.cfg.rate_limit.window_s)
-        count, oldest = await store.sends_in_window(conn, rate_key=row["rate_key"], since=since,
-                                                    exclude_id=row["id"])
+        others = [at for i, at in window.get(row["rate_key"], ()) if i != row["id"]]  # other deliveries only
+        count, oldest = len(others), min(others, default=None)
         if leased:
             count, oldest = count + leased, now if oldest is None else min(oldest, now)
         return "rate_limit", domain.rate_hold_until(sent_in_window=count, oldest=oldest, limit=limit,

@@ -10,9 +10,14 @@ from faststream.rabbit.message import RabbitMessage
 
 from services.sla import usecases
 from services.sla.lifecycle import Reactor
+from shared.batching import decode_batch, decoded
 from shared.envelope import CloudEvent
 from shared.runtime import Runtime
 from shared.unit import Tx
+
+
+def _event(msg: RabbitMessage) -> CloudEvent:
+    return CloudEvent.from_bytes(msg.body)
 
 
 def build(rt: Runtime, reactor: Reactor):
@@ -21,21 +26,13 @@ def build(rt: Runtime, reactor: Reactor):
         re-target and stop the ticket's SLA clocks; announcements go out as ``sla.started``,
         ``sla.warning``, ``sla.breached`` and ``sla.met``."""
         attempt = int((msg.raw_message.headers or {}).get("x-delivery-count") or 0)
-        event = (tx.memo.pop(msg, None) if tx is not None else None) or CloudEvent.from_bytes(msg.body)
+        event = decoded(msg, tx, _event)
         await usecases.apply_event(rt, reactor, event, last_try=attempt + 1 >= rt.settings.delivery_limit,
                                    within=tx)
 
     async def prepare(msgs: list[RabbitMessage], tx: Tx) -> None:
         """A batch's events decoded once (kept for their handlers), their tickets and clocks locked in
-        two statements; a body that does not decode is left to its handler (dead-lettered alone)."""
-        events = []
-        for msg in msgs:
-            try:
-                event = CloudEvent.from_bytes(msg.body)
-            except Exception:  # noqa: BLE001 - its handler raises the reason
-                continue
-            tx.memo[msg] = event
-            events.append(event)
-        await usecases.prepare(tx, reactor, events)
+        two statements."""
+        await usecases.prepare(tx, reactor, decode_batch(msgs, tx, _event))
 
     return on_ticket_event, prepare

@@ -64,3 +64,29 @@ async def test_the_latest_decision_wins_and_the_first_assignee_stays(intake: Any
 async def test_a_decision_about_an_unknown_ticket_is_refused(intake: Any) -> None:
     with pytest.raises(DomainError, match="unknown ticket"):
         await usecases.record_event(intake.rt, event=routed("20991231999999", 1, "agent-1", "P3"))
+
+
+async def test_a_batch_of_decisions_applies_as_one_statement_each_would(intake: Any) -> None:
+    """Staged (``u.stage``) and written at the batch's flush: one locking read and one write for every
+    decision of the batch, and the same ticket as the decisions one transaction each (above)."""
+    from tests.support import Counting
+
+    rt = intake.rt
+    alone, batched = await _ticket(intake), await _ticket(intake)
+
+    def decisions(no: str) -> list[CloudEvent]:
+        return [routed(no, 1, None, "P3"), routed(no, 3, "agent-9", "P1"), routed(no, 2, "agent-7", "P2"),
+                routed(no, 3, "agent-9", "P1"), routed(no, 4, "agent-2", "P1")]
+
+    for e in decisions(alone):
+        await usecases.record_event(rt, event=e)
+    async with rt.transaction() as tx:
+        tx.conn = counting = Counting(tx.conn, "intake")
+        for e in decisions(batched):
+            await usecases.record_event(rt, event=e, within=tx)
+    assert await _row(intake, batched) == await _row(intake, alone)
+    row = await _row(intake, batched)
+    assert (row["status"], row["assignee"], row["first_assignee"], row["routed_seq"]) == \
+        ("assigned", "agent-2", "agent-9", 4)
+    on_tickets = [s for s in counting.statements if s[1] == "tickets"]
+    assert on_tickets == [("SELECT", "tickets"), ("UPDATE", "tickets")], counting.statements

@@ -5,7 +5,6 @@ upserted at once (so a replica's concurrent insert is waited for) and then held.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ import orjson
 from services.notification import domain, usecases
 from services.notification.config import NotificationSettings, load_rules
 from tests.notification.helpers import event
+from tests.support import Counting
 
 FACTS = ", ".join(domain.FACT_FIELDS)
 LATER = datetime(2099, 1, 1, tzinfo=UTC)  # the deliveries planned here are never due: the worker leaves them
@@ -34,23 +34,6 @@ def _events(no: str) -> list[Any]:
         event("ticket.reprioritized", no, source="intake", priority="P1", actor="lead"),
         event("ticket.routed", no, priority="P1", category="hardware", assignee=None, department="d"),
     ]
-
-
-class Counting:
-    """The batch's connection, noting (verb, notification table) of each statement sent."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn, self.statements = conn, []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.conn, name)
-        if name in ("execute", "fetch", "fetchrow", "fetchval"):
-            async def counted(query: str, *args: Any, **kw: Any) -> Any:
-                table = re.search(r"\bnotification\.(\w+)", query)
-                self.statements.append((query.split()[0].upper(), table.group(1) if table else None))
-                return await attr(query, *args, **kw)
-            return counted
-        return attr
 
 
 async def _facts(rt: Any, no: str) -> dict[str, Any]:
@@ -83,7 +66,7 @@ async def test_a_prepared_batch_plans_and_commits_what_one_transaction_each_does
 
     # a batch that meets the ticket first: its ticket.created upserts (and locks) the row, the rest is held
     async with rt.transaction() as tx:
-        tx.conn = counting = Counting(tx.conn)
+        tx.conn = counting = Counting(tx.conn, "notification")
         events = _events(fresh)
         await usecases.prepare(tx, events)
         for e in events:
@@ -94,7 +77,7 @@ async def test_a_prepared_batch_plans_and_commits_what_one_transaction_each_does
     # a batch about a ticket that has its row: one locking read and one write, whatever the event count
     await plan(_events(known)[0])
     async with rt.transaction() as tx:
-        tx.conn = counting = Counting(tx.conn)
+        tx.conn = counting = Counting(tx.conn, "notification")
         events = _events(known)[1:]
         await usecases.prepare(tx, events)
         for e in events:

@@ -4,7 +4,6 @@ events give one transaction each, and the batch writes each changed ticket and c
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -14,6 +13,7 @@ from services.sla.app import SlaSettings
 from services.sla.lifecycle import Reactor
 from shared.envelope import new_event
 from tests.sla.conftest import routed
+from tests.support import Counting
 from tests.sla.test_flows import new_ticket
 
 CLOCK = ("metric", "priority", "policy", "calendar", "target_s", "started_at", "segments", "open_since", "warned",
@@ -42,28 +42,15 @@ async def _state(rt: Any, ticket_no: str) -> tuple[Any, list[Any]]:
     return dict(ticket), [dict(c) for c in clocks]
 
 
-class Counting:
-    """The batch's connection, noting (verb, sla table) of every statement that reaches the database."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn, self.statements = conn, []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.conn, name)
-        if name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
-            async def counted(query: str, *args: Any, **kw: Any) -> Any:
-                table = re.search(r"\bsla\.(\w+)", query)
-                self.statements.append((query.split()[0].upper(), table.group(1) if table else None))
-                return await attr(query, *args, **kw)
-            return counted
-        return attr
+def _reactor(rt: Any) -> Reactor:
+    settings = SlaSettings()
+    return Reactor(policy.load(settings.policy_file, tz=rt.settings.tz),
+                   routing_grace=timedelta(seconds=settings.routing_grace_s))
 
 
 async def test_one_batch_equals_one_transaction_each(sla: Any, intake: Any, tap: Any) -> None:
     rt = sla.rt
-    settings = SlaSettings()
-    reactor = Reactor(policy.load(settings.policy_file, tz=rt.settings.tz),
-                      routing_grace=timedelta(seconds=settings.routing_grace_s))
+    reactor = _reactor(rt)
     no = await new_ticket(intake, urgency="normal")
     [created] = await tap.wait_events(lambda e: e.subject == no and e.type == "ticket.created")
     alone, batched = f"2099{no[4:]}", f"2098{no[4:]}"  # tickets only this test's events are about
@@ -71,7 +58,7 @@ async def test_one_batch_equals_one_transaction_each(sla: Any, intake: Any, tap:
     for event in _events(created, alone):
         await usecases.apply_event(rt, reactor, event)
     async with rt.transaction() as tx:
-        counting = Counting(tx.conn)
+        counting = Counting(tx.conn, "sla")
         tx.conn = counting
         for event in _events(created, batched):
             await usecases.apply_event(rt, reactor, event, within=tx)
@@ -93,9 +80,7 @@ async def test_a_prepared_batch_locks_its_tickets_and_clocks_in_two_statements(s
     its created/routed events are about, and their clocks are read and locked before any event applies;
     the events then read nothing more, and commit what one transaction each commits."""
     rt = sla.rt
-    settings = SlaSettings()
-    reactor = Reactor(policy.load(settings.policy_file, tz=rt.settings.tz),
-                      routing_grace=timedelta(seconds=settings.routing_grace_s))
+    reactor = _reactor(rt)
     no = await new_ticket(intake, urgency="normal")
     [created] = await tap.wait_events(lambda e: e.subject == no and e.type == "ticket.created")
     alone, fresh, known = f"2097{no[4:]}", f"2096{no[4:]}", f"2095{no[4:]}"
@@ -106,7 +91,7 @@ async def test_a_prepared_batch_locks_its_tickets_and_clocks_in_two_statements(s
     await usecases.apply_event(rt, reactor, first)  # this one's row and clocks exist before the batch
 
     async with rt.transaction() as tx:
-        counting = Counting(tx.conn)
+        counting = Counting(tx.conn, "sla")
         tx.conn = counting
         events = _events(created, fresh) + rest
         await usecases.prepare(tx, reactor, events)

@@ -1,0 +1,49 @@
+"""A batch of new tickets costs routing two statements a ticket: its row, and one assignment
+(``store.assign_next``: the oldest queued ticket to the least-loaded agent, and whether more wait);
+the department is locked and its staffing asked once for the batch, the history written in one insert.
+What is decided is what one transaction each decides: round-robin over the least loaded, then queued."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from services.routing.usecases import assign
+from tests.routing.conftest import created, new_ticket_no, slate
+from tests.support import Counting
+
+TECH = [{"id": "t-a", "department": "technical", "capacity": 2},
+        {"id": "t-b", "department": "technical", "capacity": 2}]
+
+
+async def test_a_batch_of_new_tickets(routing: Any) -> None:
+    rt, rules = routing.rt, routing.app.state.rules
+    await slate(routing, TECH)
+    nos = [new_ticket_no() for _ in range(6)]
+    async with rt.transaction(batch_ids=[]) as tx:
+        tx.conn = counting = Counting(tx.conn, "routing")
+        for no in nos:
+            await assign.route_created(rt, rules, created(no, subject="设备故障", description="屏幕报错"), within=tx)
+    rows = {r["ticket_no"]: r for r in await rt.pool.fetch(
+        "SELECT ticket_no, state, assignee FROM routing.tickets WHERE ticket_no = ANY($1)", nos)}
+    assert [rows[n]["state"] for n in nos] == ["assigned"] * 4 + ["queued"] * 2
+    assignees = [rows[n]["assignee"] for n in nos[:4]]
+    assert assignees in (["t-a", "t-b", "t-a", "t-b"], ["t-b", "t-a", "t-b", "t-a"])
+    history = await rt.pool.fetch("SELECT ticket_no, action, agent FROM routing.assignments"
+                                  " WHERE ticket_no = ANY($1) ORDER BY id", nos)
+    assert [(h["ticket_no"], h["action"], h["agent"]) for h in history] == \
+        [(n, "created", a) for n, a in zip(nos, assignees + [None, None], strict=True)]
+    load = dict(await rt.pool.fetch("SELECT id, load FROM routing.agents"))
+    assert load == {"t-a": 2, "t-b": 2}
+
+    on_tables = Counter(s for s in counting.statements if s[1] in ("tickets", "agents", "departments", "assignments"))
+    assert on_tables == {
+        ("SELECT", "departments"): 1,  # the department's lock, once
+        ("SELECT", "agents"): 1,  # has anybody on its roster, once
+        ("INSERT", "tickets"): 6,
+        ("WITH", "tickets"): 6,  # assign_next: four assigned (the queue then empty), two find nobody with room
+        ("SELECT", "tickets"): 2,  # the two left queued, read for their ticket.routed
+        ("INSERT", "assignments"): 1,
+    }, counting.statements
+    outbox = await rt.pool.fetch("SELECT ticket_no FROM routing.outbox WHERE ticket_no = ANY($1)", nos)
+    assert sorted(r["ticket_no"] for r in outbox) == sorted(nos)  # one ticket.routed each
