@@ -195,6 +195,24 @@ async def backend_pids(database_url: str) -> list[int]:
         await conn.close()
 
 
+async def statement_counts(database_url: str) -> dict[str, int] | None:
+    """Statements (and BEGIN/COMMIT) each service's role sent to this database so far, from
+    ``pg_stat_statements`` — None when the server does not load it (``shared_preload_libraries``): a
+    count no other load on the machine skews, unlike CPU seconds."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        if not await conn.fetchval("SELECT current_setting('shared_preload_libraries') ~ 'pg_stat_statements'"):
+            return None
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await conn.fetch(
+            "SELECT r.rolname, sum(s.calls)::bigint AS n FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+            " WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND r.rolname LIKE 'helpdesk\\_%' GROUP BY 1")
+        return {r["rolname"].removeprefix("helpdesk_"): r["n"] for r in rows}
+    finally:
+        await conn.close()
+
+
 def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -261,6 +279,7 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
                 "-p", str(stack.pid(name)), "-f", "raw", "-o", str(profile / f"{name}.txt"), "-d", "600",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
     handlers0 = await handler_totals(stack)
+    statements0 = await statement_counts(run.database_url)
     start = time.perf_counter()
     exts = await run.send(n)
     published = time.perf_counter() - start
@@ -296,6 +315,13 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
         print(f"    {label:<36} CPU {cpu:6.1f}s = {cpu / elapsed * 100:4.0f}% of one core, {cpu / n * 1000:5.2f} ms/ticket")
     print(f"  CPU per ticket, everything counted (services + RabbitMQ + Postgres): {total / n * 1000:.2f} ms"
           " (the broker figure is the whole broker: other work on it is counted too)")
+    statements = await statement_counts(run.database_url)
+    if statements is None or statements0 is None:
+        print("  statements per ticket: pg_stat_statements is not loaded (shared_preload_libraries), not counted")
+    else:
+        per = {name: (statements.get(name, 0) - statements0.get(name, 0)) / n for name in stack.names}
+        print("  statements per ticket (pg_stat_statements, BEGIN/COMMIT included): "
+              + ", ".join(f"{name} {v:.1f}" for name, v in per.items()) + f"; all {sum(per.values()):.1f}")
     print_handlers(handlers0, await handler_totals(stack), elapsed)
     if profile:
         print(f"  py-spy raw profiles in {profile}/ (summarise: python -m scripts.pyspy_summary {profile}/intake.txt)")
