@@ -213,6 +213,24 @@ async def statement_counts(database_url: str) -> dict[str, int] | None:
         await conn.close()
 
 
+def steal_ticks() -> tuple[int, int]:
+    """(stolen, all) CPU ticks of the whole machine so far (``/proc/stat``): on a shared virtual machine
+    the hypervisor's share explains much of the spread between runs."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (values[7] if len(values) > 7 else 0), sum(values[:8])
+
+
+def calibrate() -> float:
+    """Milliseconds this machine takes for a fixed pure-Python loop now: the CPU speed the run got (a
+    shared machine's varies from run to run; compare per-ticket CPU figures of runs at a like speed)."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return (time.perf_counter() - start) * 1000
+
+
 def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -280,6 +298,7 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
     handlers0 = await handler_totals(stack)
     statements0 = await statement_counts(run.database_url)
+    speed0, steal0 = calibrate(), steal_ticks()
     start = time.perf_counter()
     exts = await run.send(n)
     published = time.perf_counter() - start
@@ -315,6 +334,10 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
         print(f"    {label:<36} CPU {cpu:6.1f}s = {cpu / elapsed * 100:4.0f}% of one core, {cpu / n * 1000:5.2f} ms/ticket")
     print(f"  CPU per ticket, everything counted (services + RabbitMQ + Postgres): {total / n * 1000:.2f} ms"
           " (the broker figure is the whole broker: other work on it is counted too)")
+    steal1, speed1 = steal_ticks(), calibrate()
+    print(f"  machine: a fixed Python loop took {speed0:.0f} ms before and {speed1:.0f} ms after the run;"
+          f" the hypervisor took {(steal1[0] - steal0[0]) / max(1, steal1[1] - steal0[1]) * 100:.0f}% of the CPU"
+          " during it (steal)")
     statements = await statement_counts(run.database_url)
     if statements is None or statements0 is None:
         print("  statements per ticket: pg_stat_statements is not loaded (shared_preload_libraries), not counted")
