@@ -282,6 +282,9 @@ async def phase_latency(run: Run, seconds: float, stages: list[str], rate: float
     await asyncio.sleep(2)  # let the tail of this rate's work (outbox, deliveries) finish first
 
 
+NATIVE = False  # --native: py-spy records native frames too
+
+
 async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | None) -> float:
     stack = run.stack
     cpu0 = {name: cpu_seconds(stack.pid(name)) for name in stack.names}
@@ -293,7 +296,7 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
         profile.mkdir(parents=True, exist_ok=True)
         for name in stack.names:
             spies.append(await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil", "-r", "100",
+                str(Path(sys.executable).parent / "py-spy"), "record", *(["--native"] if NATIVE else ["--nonblocking"]), "--gil", "-r", "100",
                 "-p", str(stack.pid(name)), "-f", "raw", "-o", str(profile / f"{name}.txt"), "-d", "600",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
     handlers0 = await handler_totals(stack)
@@ -448,7 +451,11 @@ def main() -> None:
     p.add_argument("--sizes", help="stored-ticket counts for the per-ticket cost (comma-separated, 0 = skip)")
     p.add_argument("--cost-batch", type=int)
     p.add_argument("--profile", type=Path, help="write py-spy raw profiles of the flat-out run here")
+    p.add_argument("--native", action="store_true",
+                   help="with --profile: include native frames (asyncpg's Cython protocol, orjson, pydantic-core)")
     a = p.parse_args()
+    global NATIVE
+    NATIVE = a.native
     a.rates = [float(r) for r in a.rates.split(",") if float(r) > 0]
     a.tickets = a.tickets or (1000 if a.quick else 5000)
     a.latency_seconds = a.latency_seconds or (5 if a.quick else 20)
