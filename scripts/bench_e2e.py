@@ -29,11 +29,13 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
 import httpx
 
+from shared import db
 from scripts.harness import (
     IntakePublisher, Recorder, Stack, cpu_seconds, environment, external_id, percentile, rss_mb, skipped,
     ticket_body,
@@ -115,8 +117,9 @@ async def pg_ceiling(dsn: str, seconds: float, concurrency: int) -> float:
 
 
 async def ensure_db(database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(database_url.rsplit("/", 1)[0] + "/postgres")
+    name = db.database_name(database_url)
+    parts = urlsplit(database_url)
+    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))  # keeps ?host= (a socket)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await conn.execute(f'CREATE DATABASE "{name}"')
@@ -411,7 +414,9 @@ async def main_async(a: argparse.Namespace) -> None:
           f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.1f} (other work skews every figure)")
     for name in skipped():
         print(f"  skipped: {name} (services/{name}/__main__.py not present yet): its stages are not measured")
-    async with environment("bench_e2e") as env:
+    if a.db_socket:
+        print(f"  Postgres through its unix socket in {a.db_socket} (not 127.0.0.1:5432)")
+    async with environment("bench_e2e", db_socket=a.db_socket) as env:
         await ensure_db(env["DATABASE_URL"])
         print("\nsubstrate ceiling (idle machine, one process):", flush=True)
         amqp = await amqp_ceiling(env["AMQP_URL"], a.ceiling_msgs)
@@ -451,6 +456,8 @@ def main() -> None:
     p.add_argument("--sizes", help="stored-ticket counts for the per-ticket cost (comma-separated, 0 = skip)")
     p.add_argument("--cost-batch", type=int)
     p.add_argument("--profile", type=Path, help="write py-spy raw profiles of the flat-out run here")
+    p.add_argument("--db-socket", metavar="DIR",
+                   help="reach Postgres through its unix socket in DIR (e.g. /var/run/postgresql), not TCP")
     p.add_argument("--native", action="store_true",
                    help="with --profile: include native frames (asyncpg's Cython protocol, orjson, pydantic-core)")
     a = p.parse_args()

@@ -24,12 +24,15 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def environment(prefix: str = "bench") -> AsyncIterator[dict[str, str]]:
+async def environment(prefix: str = "bench", *, db_socket: str | None = None) -> AsyncIterator[dict[str, str]]:
+    """A vhost and a database of their own (dropped after); ``db_socket``: reach Postgres through its unix
+    socket in that directory instead of 127.0.0.1:5432."""
     name = f"helpdesk_{prefix}_{uuid.uuid4().hex[:8]}"
     support.create_vhost(name)
     env = {
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{name}",
-        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
+        "DATABASE_URL": (f"postgresql://postgres@/{name}?host={db_socket}" if db_socket
+                         else f"postgresql://postgres@127.0.0.1:5432/{name}"),
         "HELPDESK_API_KEYS": "bench:bench-secret:admin",
         "HELPDESK_CONTACT_READS_PER_MINUTE": "100000000",
         "HELPDESK_LOG_LEVEL": "WARNING",

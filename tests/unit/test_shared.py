@@ -29,3 +29,15 @@ def test_json_logs_mask_pii():
     line = JsonFormatter("intake").format(record)
     assert "13812345678" not in line and "13900001111" not in line and "a@b.com" not in line
     assert '"service":"intake"' in line
+
+
+def test_role_dsn_keeps_the_unix_socket_of_a_co_located_database(monkeypatch):
+    from shared import db
+
+    monkeypatch.delenv("HELPDESK_DB_PASSWORD_SLA", raising=False)
+    tcp = Settings(database_url="postgresql://postgres@127.0.0.1:5432/helpdesk", db_role_password="")
+    assert db.role_dsn(tcp, "sla") == "postgresql://helpdesk_sla@127.0.0.1:5432/helpdesk"
+    sock = Settings(database_url="postgresql://postgres@/helpdesk?host=/var/run/postgresql", db_role_password="")
+    assert db.role_dsn(sock, "sla") == "postgresql://helpdesk_sla@/helpdesk?host=/var/run/postgresql"
+    bare = Settings(database_url="postgresql://postgres@/helpdesk", db_role_password="")  # no host: TCP to loopback
+    assert db.role_dsn(bare, "sla") == "postgresql://helpdesk_sla@127.0.0.1/helpdesk"
