@@ -144,9 +144,19 @@ async def attempts_in_window(conn: asyncpg.Connection, *, rate_keys: list[str],
     return out
 
 
-async def hold(conn: asyncpg.Connection, *, delivery_id: int, until: datetime, reason: str) -> None:
+async def hold(conn: asyncpg.Connection, holds: list[tuple[int, datetime, str]]) -> None:
+    """Hold claimed rows back, (id, until, reason) each (quiet hours, the recipient's rate limit): one
+    statement for the claim. The rows are locked (``lock_due``): a primary-key probe, then the ``ctid``."""
+    if not holds:
+        return
+    ids, until, reasons = (list(c) for c in zip(*holds, strict=True))
     await conn.execute(
-        f"UPDATE {S}.deliveries SET next_attempt_at = $2, held = $3 WHERE id = $1", delivery_id, until, reason
+        f"UPDATE {S}.deliveries d SET next_attempt_at = x.until, held = x.reason"
+        f" FROM (SELECT l.tid, u.until, u.reason FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])"
+        f"       AS u(id, until, reason) CROSS JOIN LATERAL"
+        f"       (SELECT g.ctid AS tid FROM {S}.deliveries g WHERE g.id = u.id LIMIT 1) l) x"
+        " WHERE d.ctid = x.tid",
+        ids, until, reasons,
     )
 
 

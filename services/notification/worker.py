@@ -111,7 +111,7 @@ class Worker(DueLoop):
                 await store.lock_rate_keys(conn, rate_keys=keys)
                 window = await store.attempts_in_window(
                     conn, rate_keys=keys, since=now - timedelta(seconds=self.cfg.rate_limit.window_s))
-            ready = []
+            ready, holds = [], []
             leased: dict[str, int] = {}  # rate key -> rows of this claim let go (attempted now, below)
             for row in sorted(rows, key=lambda r: r["rate_key"]):
                 if row["id"] in quiet:
@@ -119,11 +119,13 @@ class Worker(DueLoop):
                 else:
                     reason, until = self._rate_hold(row, now, window, leased=leased.get(row["rate_key"], 0))
                 if until is not None:
-                    await store.hold(conn, delivery_id=row["id"], until=until, reason=reason)
-                    metrics.HELD.labels(reason).inc()
+                    holds.append((row["id"], until, reason))
                     continue
                 ready.append(row)
                 leased[row["rate_key"]] = leased.get(row["rate_key"], 0) + 1
+            await store.hold(conn, holds)  # what must wait: one statement for the claim
+            for _, _, reason in holds:
+                metrics.HELD.labels(reason).inc()
             if ready:  # count the attempts and lease the rows: one statement
                 attempts = await store.start_attempts(conn, ids=[r["id"] for r in ready], now=now,
                                                       lease_until=lease_until)
