@@ -50,7 +50,7 @@ async def on_register(conn: asyncpg.Connection, *, msg: IntakeTicket, received_a
     key = customer_key
     ctype = None
     if key:
-        if returning is None:  # not read with the registration's other look-ups (store.prepare_registration)
+        if returning is None:  # not read with the registration's other look-ups (store.prepare_registrations)
             returning = await store.has_earlier_ticket(conn, customer_key=key, received_at=received_at)
         ctype = "returning" if returning else "new"
     w = None

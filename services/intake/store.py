@@ -69,16 +69,16 @@ async def insert_ticket(
     )
 
 
-def _duplicates(cols: str) -> str:
-    """The tickets registered for this channel's ``external_id`` ($2) or intake ``message_id`` ($3), an
-    external id match first. Two lookups, each on its own unique key, whatever the planner's statistics
-    say: an ``OR`` of the two made a fresh table's plan scan every ticket of the channel (1.5 ms a ticket
-    after 2,000). The keys are led by ``external_id`` and ``message_id`` (migration 0004): led by
-    ``channel``, a plan made on the empty table read the external id through the message-id key on
-    ``channel`` alone."""
-    return (f"SELECT {cols} FROM ((SELECT * FROM {S}.tickets WHERE channel = $1 AND external_id = $2)"
-            f" UNION ALL (SELECT * FROM {S}.tickets WHERE channel = $1 AND message_id = $3)) d"
-            " ORDER BY (d.external_id = $2) IS TRUE DESC LIMIT 1")
+def _duplicates(cols: str, channel: str = "$1", external_id: str = "$2", message_id: str = "$3") -> str:
+    """The tickets registered for this channel's ``external_id`` or intake ``message_id`` (SQL
+    expressions: parameters, or a batch's columns), an external id match first. Two lookups, each on its
+    own unique key, whatever the planner's statistics say: an ``OR`` of the two made a fresh table's plan
+    scan every ticket of the channel (1.5 ms a ticket after 2,000). The keys are led by ``external_id``
+    and ``message_id`` (migration 0004): led by ``channel``, a plan made on the empty table read the
+    external id through the message-id key on ``channel`` alone."""
+    return (f"SELECT {cols} FROM ((SELECT * FROM {S}.tickets WHERE channel = {channel} AND external_id = {external_id})"
+            f" UNION ALL (SELECT * FROM {S}.tickets WHERE channel = {channel} AND message_id = {message_id})) d"
+            f" ORDER BY (d.external_id = {external_id}) IS TRUE DESC LIMIT 1")
 
 
 async def find_duplicate(
@@ -88,28 +88,16 @@ async def find_duplicate(
     return await conn.fetchrow(_duplicates("*"), channel, external_id, message_id)
 
 
-async def prepare_registration(
-    conn: asyncpg.Connection, *, day: date, channel: str, external_id: str | None, message_id: str | None,
-    customer_key: str | None, received_at: datetime,
-) -> asyncpg.Record:
-    """What registering a ticket reads, in one round trip: ``duplicate`` (a ticket exists for its
-    ``external_id`` / ``message_id``: ``find_duplicate`` has it), else ``serial``, the next number of
-    ``day`` (``next_serial``: drawn only for a new ticket), and ``returning`` (an earlier ticket has
-    ``customer_key``: ``has_earlier_ticket``; NULL without a key)."""
-    return await conn.fetchrow(
-        f"""WITH d AS MATERIALIZED ({_duplicates("ticket_no")})
-            SELECT EXISTS (SELECT 1 FROM d) AS duplicate,
-                   CASE WHEN NOT EXISTS (SELECT 1 FROM d) THEN nextval($4::regclass) END AS serial,
-                   CASE WHEN $5::text IS NOT NULL THEN EXISTS (SELECT 1 FROM {S}.tickets
-                        WHERE customer_key = $5 AND received_at < $6) END AS returning""",
-        channel, external_id, message_id, f"{S}.serial_{day:%Y%m%d}", customer_key, received_at,
-    )
+Registration = tuple[date, str, str | None, str | None, str | None, datetime]
+"""What registering a ticket looks up: (day, channel, external_id, message_id, customer_key, received_at)."""
 
 
-async def prepare_registrations(conn: asyncpg.Connection, items: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
-    """``prepare_registration`` for a batch, in one statement: ``items`` are (day, channel, external_id,
-    message_id, customer_key, received_at); the rows come back in their order."""
-    cols = list(zip(*items, strict=True)) if items else [[]] * 6
+async def prepare_registrations(conn: asyncpg.Connection, items: list[Registration]) -> list[asyncpg.Record]:
+    """What registering tickets reads, one statement for a batch or a single ticket, a row per item in
+    their order: ``duplicate`` (a ticket exists for its ``external_id`` / ``message_id``:
+    ``find_duplicate`` has it), else ``serial``, the next number of its day (drawn only for a new
+    ticket), and ``returning`` (an earlier ticket has its ``customer_key``; NULL without a key)."""
+    days, *cols = (list(c) for c in zip(*items, strict=True))
     return await conn.fetch(
         f"""SELECT u.n, d.ticket_no IS NOT NULL AS duplicate,
                    CASE WHEN d.ticket_no IS NULL THEN nextval(u.seq::regclass) END AS serial,
@@ -117,12 +105,9 @@ async def prepare_registrations(conn: asyncpg.Connection, items: list[tuple[Any,
                         WHERE e.customer_key = u.key AND e.received_at < u.received) END AS returning
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
                  WITH ORDINALITY AS u(seq, channel, ext, mid, key, received, n)
-            LEFT JOIN LATERAL (SELECT x.ticket_no FROM (
-                    (SELECT ticket_no FROM {S}.tickets WHERE channel = u.channel AND external_id = u.ext)
-                    UNION ALL (SELECT ticket_no FROM {S}.tickets WHERE channel = u.channel AND message_id = u.mid)) x
-                 LIMIT 1) d ON true
+            LEFT JOIN LATERAL ({_duplicates("ticket_no", "u.channel", "u.ext", "u.mid")}) d ON true
             ORDER BY u.n""",
-        [f"{S}.serial_{day:%Y%m%d}" for day in cols[0]], *(list(c) for c in cols[1:]),
+        [f"{S}.serial_{day:%Y%m%d}" for day in days], *cols,
     )
 
 

@@ -17,7 +17,7 @@ from shared.events import TicketCreated
 from shared.masking import mask_identifier
 from shared.messages import Command, IntakeTicket
 from shared.runtime import Runtime
-from shared.unit import Tx, Unit, Within
+from shared.unit import Tx, Within
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
@@ -33,15 +33,16 @@ async def create_ticket(
     is the idempotency key, so a redelivered message never makes a second ticket.
     """
     now = datetime.now(UTC)
-    received_at = domain.check_intake(msg, now=now)
-    records.check_intake(msg, received_at=received_at, tz=tz)
-    day = domain.numbering_day(now, tz)
-    ready = (within.tx if isinstance(within, Unit) else within).memo.get(PREPARED) if within is not None else None
-    if ready and id(msg) in ready:
-        day, received_at = ready[id(msg)][0], ready[id(msg)][1]  # as the batch's look-up saw them
+    prepared = within.memo.get(PREPARED, {}).pop(id(msg), None) if within is not None else None
+    if prepared is None:
+        day, received_at = _checked(msg, now=now, tz=tz)
+        prep = None
+    else:  # checked and looked up with its batch (``prepare``)
+        day, received_at, prep = prepared
     try:
         return await _register(rt, day=day, msg=msg, received_at=received_at, now=now, caller=caller,
-                               message_id=message_id, transport=transport, key_secret=key_secret, within=within, tz=tz)
+                               message_id=message_id, transport=transport, key_secret=key_secret, within=within,
+                               tz=tz, prep=prep)
     except asyncpg.UndefinedTableError:  # the day's first ticket: its serial sequence is not there yet
         if within is not None:
             raise  # the batch rolls back; handled alone, the message lands in the branch below
@@ -53,6 +54,7 @@ async def create_ticket(
 async def _register(
     rt: Runtime, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
     caller: str | None, message_id: str | None, transport: str, key_secret: str, within: Within, tz: ZoneInfo,
+    prep: asyncpg.Record | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """One unit: number, store and announce the ticket (or find the duplicate, maybe one that just won)."""
     key = domain.customer_key(msg.customer, key_secret)
@@ -60,13 +62,9 @@ async def _register(
         duplicate = metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc
         # the duplicate check, the day's next serial and the customer's history: one round trip, or none
         # in a prepared batch (``prepare``: the batch's in one)
-        ready = u.memo.get(PREPARED)
-        if ready is not None and id(msg) in ready:
-            prep = ready.pop(id(msg))[2]
-        else:
-            prep = await store.prepare_registration(u.conn, day=day, channel=msg.channel,
-                                                    external_id=msg.external_id, message_id=message_id,
-                                                    customer_key=key, received_at=received_at)
+        if prep is None:
+            [prep] = await store.prepare_registrations(
+                u.conn, [(day, msg.channel, msg.external_id, message_id, key, received_at)])
         earlier: dict[str, list[datetime]] = u.memo.setdefault(REGISTERED, {})
         returning = prep["returning"]
         if key and not returning:  # an earlier ticket of the same customer registered in this transaction
@@ -109,17 +107,21 @@ async def prepare(tx: Tx, items: list[tuple[IntakeTicket, str | None]], *, tz: Z
     inputs = []
     for msg, message_id in items:
         try:
-            received_at = domain.check_intake(msg, now=now)
-            records.check_intake(msg, received_at=received_at, tz=tz)
+            day, received_at = _checked(msg, now=now, tz=tz)
         except DomainError:
             continue
-        inputs.append((msg, domain.numbering_day(now, tz), received_at, message_id,
-                       domain.customer_key(msg.customer, key_secret)))
-    if not inputs:
-        return
-    rows = await store.prepare_registrations(tx.conn, [(day, m.channel, m.external_id, mid, key, at)
-                                                       for m, day, at, mid, key in inputs])
-    tx.memo[PREPARED] = {id(m): (day, at, row) for (m, day, at, _, _), row in zip(inputs, rows, strict=True)}
+        inputs.append((msg, (day, msg.channel, msg.external_id, message_id,
+                             domain.customer_key(msg.customer, key_secret), received_at)))
+    if inputs:
+        rows = await store.prepare_registrations(tx.conn, [item for _, item in inputs])
+        tx.memo[PREPARED] = {id(m): (item[0], item[5], row) for (m, item), row in zip(inputs, rows, strict=True)}
+
+
+def _checked(msg: IntakeTicket, *, now: datetime, tz: ZoneInfo) -> tuple[date, datetime]:
+    """The rules beyond field types; the ticket's numbering day and ``received_at``."""
+    received_at = domain.check_intake(msg, now=now)
+    records.check_intake(msg, received_at=received_at, tz=tz)
+    return domain.numbering_day(now, tz), received_at
 
 
 async def apply_command(

@@ -16,11 +16,11 @@ from shared.runtime import Runtime
 from shared.unit import Tx
 
 
-ABOUT_NO_TICKET = {"review.published"}
+ABOUT_NO_TICKET = {"review.published"}  # the monthly review: about a period (subject), not a ticket
 
 
 def _event(msg: RabbitMessage) -> CloudEvent:
-    return CloudEvent.from_bytes(msg.body)  # the monthly review: about a period (subject), not a ticket
+    return CloudEvent.from_bytes(msg.body)
 
 
 def build(rt: Runtime, cfg: RulesConfig, worker: Worker):

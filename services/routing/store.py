@@ -190,9 +190,7 @@ async def assign_next(conn: asyncpg.Connection, *, department: str) -> tuple[asy
             FROM (SELECT 1) one LEFT JOIN done ON true""",
         department,
     )
-    if not row["assigned"]:
-        return None, row["more"]
-    return row, row["more"]
+    return (row if row["assigned"] else None), row["more"]
 
 
 async def queue(conn: asyncpg.Connection, *, department: str | None = None, limit: int = 500) -> list[asyncpg.Record]:

@@ -20,22 +20,10 @@ _TICKET_COLS = ("ticket_no", "received_at", "channel", "tier", "priority", "cate
                 "intake_seq", "expected_by")
 
 
-async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str, create: bool = False) -> Ticket | None:
-    """The ticket's row, locked until commit (serialises events about one ticket across replicas).
-    ``create``: a stub row first if there is none (the lock needs a row), in the same statement."""
-    cols = ", ".join(_TICKET_COLS)
-    if create:
-        row = await conn.fetchrow(
-            f"INSERT INTO {S}.tickets AS t (ticket_no) VALUES ($1)"
-            f" ON CONFLICT (ticket_no) DO UPDATE SET ticket_no = t.ticket_no RETURNING {cols}", ticket_no)
-    else:
-        row = await conn.fetchrow(f"SELECT {cols} FROM {S}.tickets WHERE ticket_no = $1 FOR UPDATE", ticket_no)
-    return Ticket(**dict(row)) if row else None
-
-
 async def lock_tickets(conn: asyncpg.Connection, *, create: list[str], read: list[str]) -> dict[str, Ticket]:
-    """``lock_ticket`` for a batch, in ticket order: ``create``'s rows made (a stub) if missing, ``read``'s
-    locked where they exist; one statement. One primary-key probe per ticket (LATERAL ... LIMIT 1)."""
+    """The tickets' rows, locked until commit (serialises events about one ticket across replicas), in
+    ticket order: ``create``'s made first (a stub) if missing (the lock needs a row), ``read``'s where
+    they exist; one statement for a batch or one ticket. One primary-key probe per ticket."""
     cols = ", ".join(_TICKET_COLS)
     create = sorted(set(create))
     read = sorted(set(read) - set(create))
@@ -51,9 +39,9 @@ async def lock_tickets(conn: asyncpg.Connection, *, create: list[str], read: lis
     return {r["ticket_no"]: Ticket(**dict(r)) for r in rows}
 
 
-async def lock_clocks_of(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> dict[str, dict[str, Clock]]:
-    """``lock_clocks`` for a batch's tickets, in ticket order, one statement (every ticket asked for is in
-    the result: those without clocks with none)."""
+async def lock_clocks(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> dict[str, dict[str, Clock]]:
+    """The tickets' clocks, locked, in ticket order: one statement (every ticket asked for is in the
+    result, those without clocks with none)."""
     nos = sorted(set(ticket_nos))
     rows = await conn.fetch(
         f"SELECT c.* FROM unnest($1::text[]) WITH ORDINALITY AS m(no, n),"
@@ -95,12 +83,6 @@ def _args(c: Clock) -> tuple:
     segments = orjson.dumps([[a.timestamp(), b.timestamp()] for a, b in c.segments]).decode()
     return (c.ticket_no, c.metric, c.priority, c.policy, c.calendar, c.target_s, c.started_at, segments,
             c.open_since, c.warned, c.breached, c.outcome, c.stopped_at, c.due_at, c.warn_at, c.fire_at)
-
-
-async def lock_clocks(conn: asyncpg.Connection, *, ticket_no: str) -> dict[str, Clock]:
-    rows = await conn.fetch(
-        f"SELECT {', '.join(_CLOCK_COLS)} FROM {S}.clocks WHERE ticket_no = $1 ORDER BY metric FOR UPDATE", ticket_no)
-    return {r["metric"]: _clock(r) for r in rows}
 
 
 _CLOCK_TYPES = ("text", "text", "text", "text", "text", "float8", "timestamptz", "jsonb", "timestamptz", "bool",

@@ -77,28 +77,31 @@ async def prepare(tx: Tx, reactor: Reactor, events: list[CloudEvent]) -> None:
     mine = [e for e in events if e.ticket_no and (reactor.handles(e.type) or e.source == INTAKE)]
     if not mine:
         return
-    create = {e.ticket_no for e in mine if _creates(e)}
-    tickets = await store.lock_tickets(tx.conn, create=sorted(create),
-                                       read=sorted({e.ticket_no for e in mine} - create))  # type: ignore[arg-type]
-    clocks = await store.lock_clocks_of(tx.conn, ticket_nos=list(tickets))
-    for no in {e.ticket_no for e in mine}:
-        t = tickets.get(no)  # type: ignore[arg-type]
-        tx.memo[("sla.held", no)] = _Held(no, t, clocks=clocks[no] if t else {})  # type: ignore[arg-type]
+    tickets = await _lock(tx, {e.ticket_no for e in mine}, create={e.ticket_no for e in mine if _creates(e)})
+    clocks = await store.lock_clocks(tx.conn, ticket_nos=[no for no, t in tickets.items() if t])
+    for no, t in tickets.items():
+        tx.memo[("sla.held", no)] = _Held(no, t, clocks=clocks[no] if t else {})
+
+
+async def _lock(tx: Tx, nos: set[str], *, create: set[str]) -> dict[str, Ticket | None]:
+    """``nos``' rows locked (stubs made for ``create``), None for those without one: one statement."""
+    got = await store.lock_tickets(tx.conn, create=list(create), read=list(nos - create))
+    return {no: got.get(no) for no in nos | create}
 
 
 async def _held(u: Unit, ticket_no: str, *, create: bool) -> _Held:
     key = ("sla.held", ticket_no)
     held = u.memo.get(key)
-    if held is None:
-        held = u.memo[key] = _Held(ticket_no, await store.lock_ticket(u.conn, ticket_no=ticket_no, create=create))
-    elif held.ticket is None and create:  # seen (unknown) earlier in this transaction, now the stub
-        held.ticket = await store.lock_ticket(u.conn, ticket_no=ticket_no, create=True)
+    if held is None or (held.ticket is None and create):  # not held yet; or seen unknown, now the stub
+        ticket = (await _lock(u.tx, {ticket_no}, create={ticket_no} if create else set()))[ticket_no]
+        held = u.memo[key] = _Held(ticket_no, ticket)
     return held
 
 
 async def _clocks(u: Unit, held: _Held) -> dict[str, Clock]:
     if held.clocks is None:
-        held.clocks = await store.lock_clocks(u.conn, ticket_no=held.ticket_no) if held.ticket else {}
+        held.clocks = ((await store.lock_clocks(u.conn, ticket_nos=[held.ticket_no]))[held.ticket_no]
+                       if held.ticket else {})
     return held.clocks
 
 
