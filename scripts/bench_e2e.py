@@ -430,7 +430,7 @@ async def main_async(a: argparse.Namespace) -> None:
         print(f"\nservices: {', '.join(f'{n}:{p}' for n, p in stack.ports.items())} (logs in {stack.log_dir})")
         stages = [s for s, svc in STAGES if svc in stack.names]
         try:
-            async with Recorder(env["AMQP_URL"]) as rec, IntakePublisher(env["AMQP_URL"], window=500) as pub:
+            async with Recorder(env["AMQP_URL"], durable=False) as rec, IntakePublisher(env["AMQP_URL"], window=500) as pub:
                 run = Run(stack, rec, pub, env["DATABASE_URL"])
                 await run.wait(await run.send(50), stages, 30)  # warm-up
                 for r in a.rates:  # a rate the pipeline sustains shows per-ticket latency, 100/s the target

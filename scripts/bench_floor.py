@@ -74,18 +74,21 @@ def bindings(vhost: str) -> list[tuple[str, str, str]]:
 class Reader:
     """Consumes one queue (or the stream) and acks with ``multiple`` every ``ack_every`` deliveries."""
 
-    def __init__(self, ch: aio_pika.abc.AbstractChannel, name: str, ack_every: int, label: str | None = None) -> None:
-        self.ch, self.name, self.ack_every, self.label = ch, name, ack_every, label or name
+    def __init__(self, ch: aio_pika.abc.AbstractChannel, name: str, ack_every: int, label: str | None = None,
+                 *, no_ack: bool = False) -> None:
+        self.ch, self.name, self.ack_every, self.label, self.no_ack = ch, name, ack_every, label or name, no_ack
         self.got = 0
         self._unacked = 0
         self._last: aio_pika.abc.AbstractIncomingMessage | None = None
 
     async def start(self, arguments: dict[str, Any] | None = None) -> None:
         queue = await self.ch.get_queue(self.name, ensure=False)
-        await queue.consume(self._on, arguments=arguments)
+        await queue.consume(self._on, arguments=arguments, no_ack=self.no_ack)
 
     async def _on(self, msg: aio_pika.abc.AbstractIncomingMessage) -> None:
         self.got += 1
+        if self.no_ack:
+            return
         self._unacked += 1
         self._last = msg
         if self._unacked >= self.ack_every:
@@ -132,13 +135,13 @@ async def run(url: str, vhost: str, n: int, window: int, ack_every: int, *, stre
             for r in readers:
                 await r.flush()
 
-    if recorder:  # what bench_e2e's own observer adds: a classic queue on the followed events, acked one by one
+    if recorder:  # what bench_e2e's own observer adds: a transient exclusive queue on the followed events, no acks
         ch = await conn.channel()
         await ch.set_qos(prefetch_count=1000)
-        queue = await ch.declare_queue(f"floor.recorder.{uuid.uuid4().hex[:6]}", durable=True)
+        queue = await ch.declare_queue(f"floor.recorder.{uuid.uuid4().hex[:6]}", durable=False, exclusive=True)
         for key in FOLLOWED:
             await queue.bind(EVENTS, routing_key=key)
-        reader = Reader(ch, queue.name, 1, label="bench_e2e's recorder (classic, acked one by one)")
+        reader = Reader(ch, queue.name, 1, label="bench_e2e's recorder (transient, no acks)", no_ack=True)
         await reader.start()
         readers.append(reader)
     acker = asyncio.create_task(idle_acks())

@@ -187,10 +187,15 @@ class Seen:
 
 @dataclass
 class Recorder:
-    """A durable queue on ``helpdesk.events`` (survives a broker restart) noting every followed event."""
+    """A queue on ``helpdesk.events`` noting every followed event.
+
+    ``durable`` (chaos): a durable queue, each delivery acked, so it survives a broker restart. Not durable
+    (the benchmarks): a transient, exclusive queue consumed without acknowledgements, so the instrument
+    weighs on the broker it measures as little as it can (no disk, no ack frames)."""
 
     amqp_url: str
     keys: tuple[str, ...] = FOLLOWED
+    durable: bool = True
     queue_name: str = field(default_factory=lambda: f"harness.events.{os.getpid()}.{time.monotonic_ns()}")
     events: dict[str, Seen] = field(default_factory=dict)
     by_ticket: dict[tuple[str, str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -204,10 +209,10 @@ class Recorder:
         ch = await self.conn.channel()
         await ch.set_qos(prefetch_count=1000)
         ex = await ch.declare_exchange("helpdesk.events", aio_pika.ExchangeType.TOPIC, durable=True)
-        self.queue = await ch.declare_queue(self.queue_name, durable=True)
+        self.queue = await ch.declare_queue(self.queue_name, durable=self.durable, exclusive=not self.durable)
         for key in self.keys:
             await self.queue.bind(ex, routing_key=key)
-        self.tag = await self.queue.consume(self._on)
+        self.tag = await self.queue.consume(self._on, no_ack=not self.durable)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -224,7 +229,7 @@ class Recorder:
             ticket_no = data["ticket_no"]
         except Exception:  # noqa: BLE001 (counted, never fatal)
             self.undecodable += 1
-            await msg.ack()
+            await self._settle(msg)
             return
         seen = self.events.get(eid)
         if seen is not None:
@@ -243,7 +248,11 @@ class Recorder:
                 stage = "notification.customer" if key in CUSTOMER_TEMPLATES else "notification.staff"
             self.first.setdefault((ticket_no, stage), now)
         self.changed.set()
-        await msg.ack()
+        await self._settle(msg)
+
+    async def _settle(self, msg: aio_pika.abc.AbstractIncomingMessage) -> None:
+        if self.durable:
+            await msg.ack()
 
     def count(self, ticket_no: str, etype: str, key: str = "") -> int:
         return len(self.by_ticket.get((ticket_no, etype, key), ()))
