@@ -135,15 +135,15 @@ async def has_agents(conn: asyncpg.Connection, *, department: str) -> bool:
 
 # ---- tickets ----
 
-async def insert_ticket(conn: asyncpg.Connection, **fields: Any) -> bool:
-    """Insert routing's row for a new ticket; False when it exists (a second ``ticket.created``)."""
+async def insert_ticket(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record | None:
+    """Insert routing's row for a new ticket and return it (so it need not be read again); None when it
+    exists (a second ``ticket.created``)."""
     cols = list(fields)
-    row = await conn.fetchval(
+    return await conn.fetchrow(
         f"INSERT INTO {S}.tickets ({', '.join(cols)}) VALUES ({', '.join(f'${i}' for i in range(1, len(cols) + 1))})"
-        " ON CONFLICT (ticket_no) DO NOTHING RETURNING 1",
+        " ON CONFLICT (ticket_no) DO NOTHING RETURNING *",
         *(fields[c] for c in cols),
     )
-    return row is not None
 
 
 async def get_ticket(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = False) -> asyncpg.Record | None:

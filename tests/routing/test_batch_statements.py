@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import orjson
+
 from services.routing.usecases import assign
 from tests.routing.conftest import created, new_ticket_no, slate
 from tests.support import Counting
@@ -42,8 +44,12 @@ async def test_a_batch_of_new_tickets(routing: Any) -> None:
         ("SELECT", "agents"): 1,  # has anybody on its roster, once
         ("INSERT", "tickets"): 6,
         ("WITH", "tickets"): 6,  # assign_next: four assigned (the queue then empty), two find nobody with room
-        ("SELECT", "tickets"): 2,  # the two left queued, read for their ticket.routed
+        # the two left queued are announced from their inserted rows, not read again
         ("INSERT", "assignments"): 1,
     }, counting.statements
-    outbox = await rt.pool.fetch("SELECT ticket_no FROM routing.outbox WHERE ticket_no = ANY($1)", nos)
+    outbox = await rt.pool.fetch("SELECT ticket_no, body FROM routing.outbox WHERE ticket_no = ANY($1)", nos)
     assert sorted(r["ticket_no"] for r in outbox) == sorted(nos)  # one ticket.routed each
+    said = {r["ticket_no"]: orjson.loads(r["body"])["data"] for r in outbox}
+    assert [(said[n]["state"], said[n]["assignee"], said[n]["reason"]) for n in nos] == \
+        [("assigned", a, "created") for a in assignees] + [("queued", None, "created")] * 2
+    assert {said[n]["department"] for n in nos} == {"technical"}

@@ -113,28 +113,31 @@ async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, withi
             return
         department = None if d.cross_department else d.department
         state = "queued" if department else "unassigned"
-        if not await store.insert_ticket(
+        row = await store.insert_ticket(
             u.conn, ticket_no=no, channel=data.channel, tier=data.customer.tier, urgency=facts.urgency,
             impact=data.impact, complaint=bool(complaint), category=d.category, priority=d.priority,
             department=department, rule=d.rule, state=state, rules_version=rules.version,
             queued_at=event.time if department else None,
-        ):
+        )
+        if row is None:
             return  # another ticket.created for the same ticket (a different event id): routed already
         pending.created(data.channel, d.category)
-        await _place_new(u, rules, no, d, department, pending)
+        await _place_new(u, rules, row, d, department, pending)
     log.info("ticket routed", extra={"ticket_no": no, "category": d.category, "priority": d.priority,
                                      "department": d.department, "rule": d.rule})
 
 
-async def _place_new(u: Unit, rules: RuleSet, no: str, d: domain.Decision, department: str | None,
+async def _place_new(u: Unit, rules: RuleSet, row: asyncpg.Record, d: domain.Decision, department: str | None,
                      pending: Pending) -> None:
-    """Assign the new ticket (oldest first in its department), or leave it queued, or escalate it."""
+    """Assign the new ticket (oldest first in its department), or leave it queued, or escalate it.
+    ``row`` is the ticket as inserted: a drain that did not assign it left it unchanged."""
+    no = row["ticket_no"]
     await lock(u, [department])
     if department and await staffed(u, department):
         assigned = await drain(u, department, pending,
                                emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
         if no not in assigned:
-            await _emit_new(u, no, pending, d)
+            await _emit_new(u, row, pending, d)
         return
     if department:
         why = f"department {department} has nobody on its roster; queued there"
@@ -142,13 +145,12 @@ async def _place_new(u: Unit, rules: RuleSet, no: str, d: domain.Decision, depar
         why = f"cross-department ({', '.join(d.cross_department)}): the manager coordinates"
     else:
         why = f"no department handles category {d.category}"
-    await _emit_new(u, no, pending, d)
+    await _emit_new(u, row, pending, d)
     await escalate(u, rules, no, "unassignable", {"why": why}, pending)
 
 
-async def _emit_new(u: Unit, no: str, pending: Pending, d: domain.Decision) -> None:
-    t = await store.get_ticket(u.conn, ticket_no=no)
-    await emit_routed(u, t, pending, reason="created", priority_rule=d.priority_rule)
+async def _emit_new(u: Unit, row: asyncpg.Record, pending: Pending, d: domain.Decision) -> None:
+    await emit_routed(u, row, pending, reason="created", priority_rule=d.priority_rule)
 
 
 async def release(rt: Runtime, event: CloudEvent, *, within: Within = None) -> None:
