@@ -111,13 +111,13 @@ class Tx:
         self._after.append(fn)
 
     async def flush(self) -> None:
-        """Write the staged rows, one statement per kind (called by the Tx's owner before commit)."""
+        """Write the staged rows, one statement per kind (called by the Tx's owner before commit): a store's
+        rows first (the state the events announce: intake's new tickets before the timeline rows of their
+        ``ticket.created``), then the events, then the inbox ids."""
+        await self._write_staged()
         if self._events:
             await self._write_events()
-        while self._staged:  # a writer may stage more (rarely): keep going until all is written
-            staged, self._staged = self._staged, {}
-            for writer, rows in staged.items():
-                await writer(self.conn, rows)
+            await self._write_staged()  # anything the service's own write of its events staged
         if self._claims:
             claims, self._claims = self._claims, []
             got = await self.conn.fetchval(
@@ -126,6 +126,12 @@ class Tx:
                 " SELECT count(*) FROM ins", [c for c, _ in claims], [m for _, m in claims])
             if got != len(claims):
                 raise ClaimLost(f"{len(claims) - got} of {len(claims)} inbox ids were claimed meanwhile")
+
+    async def _write_staged(self) -> None:
+        while self._staged:  # a writer may stage more (rarely): keep going until all is written
+            staged, self._staged = self._staged, {}
+            for writer, rows in staged.items():
+                await writer(self.conn, rows)
 
     async def _write_events(self) -> None:
         events, self._events = self._events, []

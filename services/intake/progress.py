@@ -62,13 +62,23 @@ def url_for(opts: ProgressSettings, token: str) -> str:
     return f"{opts.base_url.rstrip('/')}/t/{token}"
 
 
-async def issue_link(pool: asyncpg.Pool, opts: ProgressSettings, *, ticket_no: str) -> str:
-    """The ticket's progress URL (made on first use: the acknowledgement's contact lookup)."""
-    fresh = pd.new_salt()
+async def issue_links(pool: asyncpg.Pool, opts: ProgressSettings, *, ticket_nos: list[str]) -> dict[str, str]:
+    """The tickets' progress URLs (each made on first use: the acknowledgement's contact lookup), in one
+    statement however many (a batch of deliveries' contacts)."""
+    if not ticket_nos:
+        return {}
+    wanted = []
+    for no in ticket_nos:
+        fresh = pd.new_salt()
+        wanted.append((no, fresh, pd.token_hash(pd.make_token(opts.secret, fresh, no))))
     async with pool.acquire() as conn:
-        salt = await links.add_link(conn, ticket_no=ticket_no, salt=fresh, token_hash=pd.token_hash(
-            pd.make_token(opts.secret, fresh, ticket_no)))
-    return url_for(opts, pd.make_token(opts.secret, salt, ticket_no))
+        salts = await links.add_links(conn, wanted)
+    return {no: url_for(opts, pd.make_token(opts.secret, salts[no], no)) for no in ticket_nos}
+
+
+async def issue_link(pool: asyncpg.Pool, opts: ProgressSettings, *, ticket_no: str) -> str:
+    """The ticket's progress URL (``issue_links`` for one)."""
+    return (await issue_links(pool, opts, ticket_nos=[ticket_no]))[ticket_no]
 
 
 async def _ticket_no(conn: asyncpg.Connection, token: str) -> str | None:

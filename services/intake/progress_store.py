@@ -15,18 +15,23 @@ async def link(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = F
     return await conn.fetchrow(f"SELECT * FROM {S}.progress_links WHERE ticket_no = $1{lock}", ticket_no)
 
 
-async def add_link(conn: asyncpg.Connection, *, ticket_no: str, salt: bytes, token_hash: bytes) -> bytes:
-    """The salt of the ticket's link: this one, inserted now, or the one it already had (made earlier or by
-    a concurrent caller). One statement: the insert's row, else the stored one."""
-    got = await conn.fetchval(
-        f"WITH ins AS (INSERT INTO {S}.progress_links (ticket_no, salt, token_hash) VALUES ($1, $2, $3)"
-        " ON CONFLICT (ticket_no) DO NOTHING RETURNING salt)"
-        f" SELECT salt FROM ins UNION ALL SELECT salt FROM {S}.progress_links WHERE ticket_no = $1 LIMIT 1",
-        ticket_no, salt, token_hash,
+async def add_links(conn: asyncpg.Connection, links: list[tuple[str, bytes, bytes]]) -> dict[str, bytes]:
+    """The salt of each ticket's link (``links``: ticket_no, salt, token_hash): the one given, inserted now,
+    or the one it already had (made earlier or by a concurrent caller). One statement for them all: the
+    insert's rows, and the stored ones (a statement does not see its own insert, so the two never overlap)."""
+    rows = await conn.fetch(
+        f"WITH want AS (SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS w(ticket_no, salt, token_hash)),"
+        f" ins AS (INSERT INTO {S}.progress_links (ticket_no, salt, token_hash) SELECT * FROM want"
+        " ON CONFLICT (ticket_no) DO NOTHING RETURNING ticket_no, salt)"
+        f" SELECT ticket_no, salt FROM ins UNION ALL SELECT p.ticket_no, p.salt FROM want w,"
+        f" LATERAL (SELECT ticket_no, salt FROM {S}.progress_links x WHERE x.ticket_no = w.ticket_no LIMIT 1) p",
+        [t for t, _, _ in links], [s for _, s, _ in links], [h for _, _, h in links],
     )
-    if got is None:  # a concurrent caller's row, committed after this statement's snapshot was taken
-        got = (await link(conn, ticket_no=ticket_no))["salt"]  # type: ignore[index]
-    return bytes(got)
+    salts = {r["ticket_no"]: bytes(r["salt"]) for r in rows}
+    for no, _, _ in links:
+        if no not in salts:  # a concurrent caller's row, committed after this statement's snapshot was taken
+            salts[no] = bytes((await link(conn, ticket_no=no))["salt"])  # type: ignore[index]
+    return salts
 
 
 async def ticket_of(conn: asyncpg.Connection, *, token_hash: bytes) -> str | None:

@@ -44,29 +44,62 @@ async def drop_old_serials(conn: asyncpg.Connection, *, before: date) -> int:
     return len(names)
 
 
-async def insert_ticket(
-    conn: asyncpg.Connection, *, ticket_no: str, msg: IntakeTicket, received_at: datetime, caller: str | None,
-    message_id: str | None, customer_key: str | None = None, customer_type: str | None = None,
-    warranty: dict[str, Any] | None = None,
-) -> asyncpg.Record | None:
-    """Insert and return the row, with its records fields (``records.on_register``: ``customer_type``,
-    ``warranty``); None when ``channel`` + ``external_id`` (or + ``message_id``) has a ticket."""
+# A new ticket's columns and their types: the one-row insert and the batch's (``add_tickets``) share them.
+_NEW_COLUMNS = (
+    ("ticket_no", "text"), ("channel", "text"), ("external_id", "text"), ("message_id", "text"),
+    ("status", "text"), ("customer_name", "text"), ("customer_id", "text"), ("customer_phone", "text"),
+    ("customer_email", "text"), ("customer_tier", "text"), ("customer_language", "text"), ("subject", "text"),
+    ("description", "text"), ("kind", "text"), ("urgency", "text"), ("impact", "text"), ("order_no", "text"),
+    ("product", "text"), ("complaint", "jsonb"), ("caller", "text"), ("received_at", "timestamptz"),
+    ("customer_key", "text"), ("product_model", "text"), ("purchase_date", "date"), ("invoice_no", "text"),
+    ("service_type", "text"), ("expected_by", "timestamptz"), ("customer_type", "text"), ("warranty", "jsonb"),
+)
+_NAMES = ", ".join(c for c, _ in _NEW_COLUMNS)
+
+
+class RegisteredMeanwhile(RuntimeError):
+    """A batch's staged ticket found its key (``channel`` + ``external_id`` / ``message_id``) taken by a
+    ticket registered after the batch looked: the batch rolls back and each message is handled alone."""
+
+
+def new_ticket_row(
+    *, ticket_no: str, msg: IntakeTicket, received_at: datetime, caller: str | None, message_id: str | None,
+    customer_key: str | None = None, customer_type: str | None = None, warranty: dict[str, Any] | None = None,
+) -> tuple[Any, ...]:
+    """A new ticket's values in ``_NEW_COLUMNS`` order, with its records fields (``records.on_register``:
+    ``customer_type``, ``warranty``); JSON columns as text."""
     c = msg.customer
-    return await conn.fetchrow(
-        f"""INSERT INTO {S}.tickets (ticket_no, channel, external_id, message_id, status, customer_name, customer_id,
-                customer_phone, customer_email, customer_tier, customer_language, subject, description, kind,
-                urgency, impact, order_no, product, complaint, caller, received_at, customer_key,
-                product_model, purchase_date, invoice_no, service_type, expected_by, customer_type, warranty)
-            VALUES ($1,$2,$3,$20,'new',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$21,
-                $22,$23,$24,$25,$26,$27,$28)
-            ON CONFLICT DO NOTHING RETURNING *""",
-        ticket_no, msg.channel, msg.external_id, c.name, c.id, c.phone, c.email, c.tier, c.language,
-        msg.subject, msg.description, msg.kind, msg.urgency, msg.impact, msg.order_no, msg.product,
+    return (
+        ticket_no, msg.channel, msg.external_id, message_id, "new", c.name, c.id, c.phone, c.email, c.tier,
+        c.language, msg.subject, msg.description, msg.kind, msg.urgency, msg.impact, msg.order_no, msg.product,
         orjson.dumps(msg.complaint.model_dump(mode="json")).decode() if msg.complaint else None,
-        caller, received_at, message_id, customer_key,
-        msg.product_model, msg.purchase_date, msg.invoice_no, msg.service_type, msg.expected_by, customer_type,
-        orjson.dumps(warranty).decode() if warranty else None,
+        caller, received_at, customer_key, msg.product_model, msg.purchase_date, msg.invoice_no,
+        msg.service_type, msg.expected_by, customer_type, orjson.dumps(warranty).decode() if warranty else None,
     )
+
+
+async def insert_ticket(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record | None:
+    """Insert and return the row (``new_ticket_row``'s fields); None when ``channel`` + ``external_id``
+    (or + ``message_id``) has a ticket."""
+    params = ", ".join(f"${i}::{t}" for i, (_, t) in enumerate(_NEW_COLUMNS, start=1))
+    return await conn.fetchrow(
+        f"INSERT INTO {S}.tickets ({_NAMES}) VALUES ({params}) ON CONFLICT DO NOTHING RETURNING *",
+        *new_ticket_row(**fields))
+
+
+async def add_tickets(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """A batch's new tickets (``new_ticket_row``s) in one statement, at its flush. Its registrations were
+    looked up with the batch (``prepare_registrations``); a key taken since, by a replica or by another
+    message of the same batch, raises :class:`RegisteredMeanwhile` (each message is then handled alone,
+    where the one-row insert finds the duplicate)."""
+    arrays = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(_NEW_COLUMNS, start=1))
+    cols = ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in _NEW_COLUMNS)
+    got = await conn.fetchval(
+        f"WITH ins AS (INSERT INTO {S}.tickets ({_NAMES}) SELECT {cols} FROM unnest({arrays}) AS u({_NAMES})"
+        " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
+        *([r[i] for r in rows] for i in range(len(_NEW_COLUMNS))))
+    if got != len(rows):
+        raise RegisteredMeanwhile(f"{len(rows) - got} of {len(rows)} tickets were registered meanwhile")
 
 
 def _duplicates(cols: str, channel: str = "$1", external_id: str = "$2", message_id: str = "$3") -> str:

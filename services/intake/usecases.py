@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 async def create_ticket(
     rt: Runtime, *, tz: ZoneInfo, msg: IntakeTicket, caller: str | None, transport: str, key_secret: str,
     message_id: str | None = None, within: Within = None,
-) -> tuple[asyncpg.Record, bool]:
+) -> tuple[asyncpg.Record | None, bool]:
     """Register a ticket; ``(ticket, False)`` when ``channel`` + ``external_id`` already made one.
+    In a prepared batch a new ticket's row is written at the batch's flush: ``(None, True)``, and the
+    same ticket again in that batch is ``(None, False)``.
 
     Without an ``external_id`` the delivery's ``message_id`` (AMQP message id, HTTP Idempotency-Key)
     is the idempotency key, so a redelivered message never makes a second ticket.
@@ -55,13 +57,14 @@ async def _register(
     rt: Runtime, *, day: date, msg: IntakeTicket, received_at: datetime, now: datetime,
     caller: str | None, message_id: str | None, transport: str, key_secret: str, within: Within, tz: ZoneInfo,
     prep: asyncpg.Record | None = None,
-) -> tuple[asyncpg.Record, bool]:
+) -> tuple[asyncpg.Record | None, bool]:
     """One unit: number, store and announce the ticket (or find the duplicate, maybe one that just won)."""
     key = domain.customer_key(msg.customer, key_secret)
     async with rt.unit(within=within) as u:
         duplicate = metrics.RECEIVED.labels(msg.channel, transport, "duplicate").inc
         # the duplicate check, the day's next serial and the customer's history: one round trip, or none
         # in a prepared batch (``prepare``: the batch's in one)
+        staged = prep is not None  # looked up with its batch: its insert joins the batch's
         if prep is None:
             [prep] = await store.prepare_registrations(
                 u.conn, [(day, msg.channel, msg.external_id, message_id, key, received_at)])
@@ -76,11 +79,23 @@ async def _register(
         ticket_no = domain.ticket_number(day, prep["serial"])
         columns, extra = await records.on_register(u.conn, msg=msg, received_at=received_at, tz=tz,
                                                    customer_key=key, returning=returning)
-        ticket = await store.insert_ticket(u.conn, ticket_no=ticket_no, msg=msg, received_at=received_at,
-                                           caller=caller, message_id=message_id, customer_key=key, **columns)
+        fields = dict(ticket_no=ticket_no, msg=msg, received_at=received_at, caller=caller,
+                      message_id=message_id, customer_key=key, **columns)
+        if staged:  # a prepared batch: every new ticket in one insert at its flush (``store.add_tickets``)
+            taken: set[tuple[str, str, str]] = u.memo.setdefault(STAGED, set())
+            keys = {(kind, msg.channel, value) for kind, value in (("ext", msg.external_id), ("mid", message_id))
+                    if value}
+            if keys & taken:  # the same ticket again in this batch: what its insert would have found
+                u.after_commit(duplicate)
+                return None, False
+            taken |= keys
+            u.stage(store.add_tickets, store.new_ticket_row(**fields))
+            ticket = None
+        else:
+            ticket = await store.insert_ticket(u.conn, **fields)
         if key:
             earlier.setdefault(key, []).append(received_at)
-        if ticket is None:  # a concurrent duplicate won the unique key; its row is committed and visible now
+        if ticket is None and not staged:  # a concurrent duplicate won the unique key; its row is committed
             u.after_commit(duplicate)
             return await store.find_duplicate(
                 u.conn, channel=msg.channel, external_id=msg.external_id, message_id=message_id), False
@@ -96,7 +111,7 @@ async def _register(
     return ticket, True
 
 
-PREPARED, REGISTERED = "intake.prepared", "intake.registered"  # Tx.memo keys
+PREPARED, REGISTERED, STAGED = "intake.prepared", "intake.registered", "intake.staged"  # Tx.memo keys
 
 
 async def prepare(tx: Tx, items: list[tuple[IntakeTicket, str | None]], *, tz: ZoneInfo, key_secret: str) -> None:

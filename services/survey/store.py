@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -19,23 +19,41 @@ async def lock_ticket(conn: asyncpg.Connection, *, ticket_no: str) -> asyncpg.Re
         " ON CONFLICT (ticket_no) DO UPDATE SET ticket_no = t.ticket_no RETURNING *", ticket_no)
 
 
-async def set_customer(
-    conn: asyncpg.Connection, *, ticket_no: str, customer_key: str | None, language: str, complaint: bool,
-    created_at: datetime,
-) -> None:
-    """Record what ``ticket.created`` says, locking the ticket's row (one upsert); surveys made before
-    it was handled (their ticket's row was a stub) get the right customer and language too."""
-    fresh = await conn.fetchval(
+class Customer(NamedTuple):
+    """What ``ticket.created`` says of a ticket: one row for ``set_customers``."""
+
+    ticket_no: str
+    customer_key: str | None
+    language: str
+    complaint: bool
+    created_at: datetime
+
+
+async def set_customers(conn: asyncpg.Connection, rows: list[Customer]) -> None:
+    """Record what ``ticket.created`` says of each ticket (the unit's staged writer: ``u.stage``), in two
+    statements at most whatever the number of rows: one upsert of every ticket's row (locking it), then
+    one update of the surveys made before it was handled (their ticket's row was a stub: ``lock_ticket``),
+    which get the right customer and language too. A ticket named twice (a duplicate ``ticket.created``
+    under another event id) keeps its last row, as when handled one after another: one upsert may not
+    touch a row twice."""
+    last = {r.ticket_no: r for r in rows}
+    nos = sorted(last)  # one lock order for the tickets' rows, whatever the arrival order
+    cols = list(zip(*(last[no] for no in nos), strict=True))
+    written = await conn.fetch(
         f"INSERT INTO {S}.tickets AS t (ticket_no, known, customer_key, language, complaint, created_at)"
-        " VALUES ($1, true, $2, $3, $4, $5)"
-        " ON CONFLICT (ticket_no) DO UPDATE SET known = true, customer_key = $2, language = $3, complaint = $4,"
-        " created_at = $5 RETURNING xmax = 0",  # xmax 0: inserted now, so no survey can name it yet
-        ticket_no, customer_key, language, complaint, created_at,
+        " SELECT no, true, k, l, c, at FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
+        " $5::timestamptz[]) WITH ORDINALITY AS r(no, k, l, c, at, n) ORDER BY n"
+        " ON CONFLICT (ticket_no) DO UPDATE SET known = true, customer_key = EXCLUDED.customer_key,"
+        " language = EXCLUDED.language, complaint = EXCLUDED.complaint, created_at = EXCLUDED.created_at"
+        " RETURNING ticket_no, xmax = 0 AS fresh",  # xmax 0: inserted now, so no survey can name it yet
+        *(list(c) for c in cols),
     )
-    if not fresh:
+    existed = [last[r["ticket_no"]] for r in written if not r["fresh"]]
+    if existed:
         await conn.execute(
-            f"UPDATE {S}.surveys SET customer_key = $2, language = $3 WHERE ticket_no = $1",
-            ticket_no, customer_key, language,
+            f"UPDATE {S}.surveys s SET customer_key = r.k, language = r.l"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS r(no, k, l) WHERE s.ticket_no = r.no",
+            [r.ticket_no for r in existed], [r.customer_key for r in existed], [r.language for r in existed],
         )
 
 
@@ -46,10 +64,23 @@ async def set_reopened(conn: asyncpg.Connection, *, ticket_no: str, seq: int) ->
 
 
 async def add_history(conn: asyncpg.Connection, *, customer_key: str, ticket_no: str, kind: str, at: datetime) -> None:
+    """One history row at once (the answer reads the customer's history right after it)."""
+    await add_histories(conn, [(customer_key, ticket_no, kind, at)])
+
+
+History = tuple[str, str, str, datetime]
+"""(customer_key, ticket_no, kind, at): one row of a customer's history, for ``add_histories``."""
+
+
+async def add_histories(conn: asyncpg.Connection, rows: list[History]) -> None:
+    """History rows in one statement, in the order given (the unit's staged writer: ``u.stage``); one
+    already there (a redelivery, a duplicate in the same batch) is skipped, the first one kept."""
+    cols = list(zip(*rows, strict=True))
     await conn.execute(
-        f"INSERT INTO {S}.customer_history (customer_key, ticket_no, kind, at) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING",
-        customer_key, ticket_no, kind, at,
+        f"INSERT INTO {S}.customer_history (customer_key, ticket_no, kind, at)"
+        " SELECT k, no, kind, at FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+        " WITH ORDINALITY AS r(k, no, kind, at, n) ORDER BY n ON CONFLICT DO NOTHING",
+        *(list(c) for c in cols),
     )
 
 

@@ -42,21 +42,37 @@ def _planned(row: asyncpg.Record, changes: dict[str, Any]) -> dict[str, Any]:
 # ---- events in ----------------------------------------------------------------------------------
 
 
+_CREATED = (SERVICE, "ticket.created")
+"""``u.memo`` key: {ticket_no: store.Customer} staged by this transaction's ``record_ticket`` (the last one
+of a ticket), written at the flush; ``_ticket`` lays it over the row the table still holds."""
+
+
 async def record_ticket(rt: Runtime, *, event: CloudEvent, within: Within = None) -> None:
-    """Remember the ticket's customer and language; a complaint joins the customer's history."""
+    """Remember the ticket's customer and language; a complaint joins the customer's history. Both rows
+    are staged (``store.set_customers``, ``store.add_histories``) and written at the flush, so a batch
+    of ``ticket.created`` costs one upsert of its tickets, not one each; a later event of the same ticket
+    in the batch (``schedule``) reads the staged values through ``_ticket``."""
     data = TicketCreated.model_validate(event.data)
     # the contract's keyed hash when intake gave one (every ticket of a customer shares it)
     key = data.customer_key or domain.customer_key(data.customer.model_dump())
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
             return
-        await store.set_customer(
-            u.conn, ticket_no=event.ticket_no, customer_key=key, language=domain.language(data.customer.language),
-            complaint=data.complaint is not None, created_at=data.created_at,
-        )
+        row = store.Customer(ticket_no=event.ticket_no, customer_key=key,
+                             language=domain.language(data.customer.language), complaint=data.complaint is not None,
+                             created_at=data.created_at)
+        u.stage(store.set_customers, row)
+        u.memo.setdefault(_CREATED, {})[event.ticket_no] = row
         if key and data.complaint is not None:
-            await store.add_history(u.conn, customer_key=key, ticket_no=event.ticket_no, kind="complaint",
-                                    at=data.received_at)
+            u.stage(store.add_histories, (key, event.ticket_no, "complaint", data.received_at))
+
+
+async def _ticket(u: Unit, ticket_no: str) -> dict[str, Any]:
+    """The ticket's row, locked (``store.lock_ticket``), as this transaction sees it: a ``ticket.created``
+    that an earlier unit of it staged (not written before the flush) overrides the stub's customer fields."""
+    row = dict(await store.lock_ticket(u.conn, ticket_no=ticket_no))
+    staged = u.memo.get(_CREATED, {}).get(ticket_no)
+    return row if staged is None else {**row, **staged._asdict(), "known": True}
 
 
 async def schedule(rt: Runtime, policy: Policy, *, event: CloudEvent, now: datetime,
@@ -68,7 +84,7 @@ async def schedule(rt: Runtime, policy: Policy, *, event: CloudEvent, now: datet
     async with rt.unit(consumer=CONSUMER, event=event, within=within) as u:
         if u.duplicate:
             return None
-        ticket = await store.lock_ticket(u.conn, ticket_no=ticket_no)
+        ticket = await _ticket(u, ticket_no)
         live = await store.live_for_ticket(u.conn, ticket_no=ticket_no)
         decision = domain.on_resolution(seq=seq, reopened_seq=ticket["reopened_seq"],
                                         live_seq=live["resolution_seq"] if live else None)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.intake import usecases
+from services.intake import store, usecases
 from shared.messages import IntakeTicket
 from tests.support import Counting
 
@@ -51,13 +51,47 @@ async def test_a_prepared_batch_registers_what_one_transaction_each_does(intake:
 
     assert [made for _, made in results] == [False, True, False, True, True]
     assert results[0][0]["ticket_no"] == known["ticket_no"]
-    assert results[2][0]["ticket_no"] == results[1][0]["ticket_no"]
-    types = {r["ticket_no"]: r["customer_type"] for r in await rt.pool.fetch(
-        "SELECT ticket_no, customer_type FROM intake.tickets WHERE ticket_no = ANY($1)",
-        [t["ticket_no"] for t, _ in results])}
-    assert [types[t["ticket_no"]] for t, _ in results] == ["new", "new", "new", "returning", "returning"]
-    # one look-up for the batch (WITH/SELECT), one insert a registration tried, the duplicate's read
+    # the batch's new tickets are written at its flush, all in one insert: their numbers are in its events
+    assert [t for t, _ in results[1:]] == [None] * 4
+    created = [e.ticket_no for e in tx.envelopes]
+    assert len(created) == 3 and len(set(created)) == 3
+    rows = {r["ticket_no"]: r for r in await rt.pool.fetch(
+        "SELECT ticket_no, external_id, message_id, customer_type, customer_phone, status FROM intake.tickets"
+        " WHERE ticket_no = ANY($1)", created)}
+    assert [(rows[n]["external_id"], rows[n]["message_id"]) for n in created] == \
+        [(f"{tag}-a", f"m-{tag}-1"), (f"{tag}-b", f"m-{tag}-3"), (None, None)]  # the in-batch duplicate made none
+    assert [rows[n]["customer_type"] for n in created] == ["new", "returning", "returning"]
+    assert [rows[n]["customer_phone"] for n in created] == [new, new, old] and {r["status"] for r in rows.values()} == {"new"}
+    assert await rt.pool.fetchval("SELECT count(*) FROM intake.tickets WHERE external_id LIKE $1", f"{tag}-%") == 3
+    # one look-up for the batch, the redelivery's read, one insert for the batch's three new tickets
     on_tickets = [s for s in counting.statements if s[1] == "tickets"]
-    assert on_tickets.count(("SELECT", "tickets")) == 3, counting.statements  # the look-up, two duplicates read
-    assert on_tickets.count(("INSERT", "tickets")) == 4, counting.statements  # the in-batch duplicate tried too
-    assert len(on_tickets) == 7, counting.statements
+    assert on_tickets.count(("SELECT", "tickets")) == 2, counting.statements  # the look-up, the redelivery read
+    assert on_tickets.count(("WITH", "tickets")) == 1, counting.statements  # the batch's insert (add_tickets)
+    assert len(on_tickets) == 3, counting.statements
+
+
+async def test_a_ticket_registered_meanwhile_sends_the_batch_alone(intake: Any) -> None:
+    """A key taken after the batch looked (a replica registered the same ticket) fails the flush, so the batch
+    rolls back (nothing of it stays) and each message, handled alone, finds the duplicate."""
+    rt = intake.rt
+    tag = uuid.uuid4().hex[:10]
+    at = datetime.now(UTC) - timedelta(minutes=1)
+
+    async def create(msg: IntakeTicket, message_id: str, tx: Any = None) -> tuple[Any, bool]:
+        return await usecases.create_ticket(rt, tz=rt.settings.tz, msg=msg, caller="test", transport="amqp",
+                                            key_secret=rt.settings.customer_key_secret, message_id=message_id,
+                                            within=tx)
+
+    batch = [(_msg(f"{tag}-x", "13800138000", at), f"m-{tag}-x"), (_msg(f"{tag}-y", "13800138001", at), f"m-{tag}-y")]
+    with pytest.raises(store.RegisteredMeanwhile):
+        async with rt.transaction(batch_ids=[m for _, m in batch]) as tx:
+            await usecases.prepare(tx, batch, tz=rt.settings.tz, key_secret=rt.settings.customer_key_secret)
+            await create(*batch[0], tx)
+            await create(*batch[1], tx)
+            mine, made = await create(_msg(f"{tag}-y", "13800138001", at), f"m-{tag}-other")  # its own transaction
+            assert made
+    rows = await rt.pool.fetch("SELECT ticket_no, external_id FROM intake.tickets WHERE external_id LIKE $1", f"{tag}-%")
+    assert [(r["ticket_no"], r["external_id"]) for r in rows] == [(mine["ticket_no"], f"{tag}-y")]  # x rolled back
+    alone = [await create(msg, mid) for msg, mid in batch]
+    assert [made for _, made in alone] == [True, False]
+    assert alone[1][0]["ticket_no"] == mine["ticket_no"]
