@@ -37,8 +37,8 @@ def build(rt: Runtime, cfg: RulesConfig, worker: Worker):
         await usecases.plan_event(rt, event=event, cfg=cfg, now=worker.clock(), wake=worker.wake, within=tx)
 
     async def prepare(msgs: list[RabbitMessage], tx: Tx) -> None:
-        """A batch's events decoded once (kept for their handlers), their tickets' facts locked in one
-        statement."""
+        """A batch's events decoded once (kept for their handlers), their tickets' facts locked (the rows
+        their facts would create made) in one statement."""
         await usecases.prepare(tx, decode_batch(msgs, tx, _event))
 
     return on_event, prepare

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,14 +47,23 @@ async def update_facts(conn: asyncpg.Connection, *, ticket_no: str, changes: Map
     return dict(row) if row else {}
 
 
-async def lock_facts(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> dict[str, dict[str, Any]]:
-    """The facts of those of ``ticket_nos`` that have a row, locked (in ticket order) for this transaction:
-    a batch reads them once (``Tx.memo``) and writes what its events changed once (``save_facts``). One
-    primary-key probe per ticket, whatever the statistics say (the LATERAL ... LIMIT 1)."""
+async def lock_facts(conn: asyncpg.Connection, *, ticket_nos: Sequence[str],
+                     create: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The facts of ``ticket_nos`` (and ``create``), locked for this transaction: a batch reads them once
+    (``Tx.memo``) and writes what its events changed once (``save_facts``). One statement: the rows of
+    ``create`` that are missing are made (``ticket_no`` only: every fact NULL, ``updated_at`` now(), as an
+    upsert would leave the columns its event does not set) and come back from the insert, the rows that
+    existed come back locked; each part takes its locks in ticket order, one primary-key probe per ticket,
+    whatever the statistics say (the LATERAL ... LIMIT 1). The read does not see what the insert made (one
+    snapshot), and a row a concurrent transaction committed after that snapshot is in neither part: such a
+    ticket is not held, and the caller falls back to ``update_facts``, which locks it."""
     rows = await conn.fetch(
-        f"SELECT t.* FROM unnest($1::text[]) WITH ORDINALITY AS m(no, n),"
-        f" LATERAL (SELECT * FROM {S}.tickets x WHERE x.ticket_no = m.no LIMIT 1 FOR UPDATE) t ORDER BY m.n",
-        sorted(set(ticket_nos)),
+        f"WITH made AS (INSERT INTO {S}.tickets (ticket_no) SELECT c.no FROM unnest($2::text[])"
+        f"   WITH ORDINALITY AS c(no, n) ORDER BY c.n ON CONFLICT (ticket_no) DO NOTHING RETURNING *)"
+        f" SELECT t.* FROM unnest($1::text[]) WITH ORDINALITY AS m(no, n),"
+        f" LATERAL (SELECT * FROM {S}.tickets x WHERE x.ticket_no = m.no LIMIT 1 FOR UPDATE) t"
+        " UNION ALL SELECT * FROM made",
+        sorted(set(ticket_nos) | set(create)), sorted(set(create)),
     )
     return {r["ticket_no"]: dict(r) for r in rows}
 

@@ -19,16 +19,32 @@ FACTS, DIRTY = "notification.facts", "notification.dirty"  # Tx.memo keys: the b
 
 
 async def prepare(tx: Tx, events: list[CloudEvent]) -> None:
-    """A batch's ticket facts, read and locked in one statement before its events are planned."""
-    tx.memo[FACTS] = await store.lock_facts(tx.conn, ticket_nos=[e.ticket_no for e in events if e.ticket_no])
+    """A batch's ticket facts, read and locked in one statement before its events are planned; the rows
+    its events would create (their first fact-bearing event: ``update_facts``' upsert) are made by that
+    statement too, so the batch holds every ticket it has facts for and upserts none. (An inbox duplicate
+    is not planned, but its first handling made the row, so none is made for it here.)"""
+    tx.memo[FACTS] = await store.lock_facts(tx.conn, ticket_nos=[e.ticket_no for e in events if e.ticket_no],
+                                            create=[e.ticket_no for e in events if e.ticket_no and _has_facts(e)])
     tx.memo[DIRTY] = set()
+
+
+def _has_facts(event: CloudEvent) -> bool:
+    """Whether planning ``event`` would upsert its ticket's row (its changes name a fact): only then may
+    ``prepare`` make the row. One it cannot read is left to its handler, which refuses it."""
+    try:
+        return any(c in domain.FACT_FIELDS for c in domain.fact_changes(event.type, event.data))
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 async def _facts(u: Unit, ticket_no: str, changes: dict[str, Any]) -> dict[str, Any]:
     """The ticket's facts with ``changes`` merged in. In a prepared batch a ticket it holds is merged in
-    memory and written once at the flush (``store.save_facts``); a ticket without a row yet (its first
-    event) is upserted at once, which locks it (a replica's concurrent insert is waited for, so its facts
-    are seen), and then held for the rest of the batch."""
+    memory and written once at the flush (``store.save_facts``). ``prepare`` made the rows the batch's
+    fact-bearing events would upsert: such a row's facts are NULL until merged (what the upsert leaves of
+    the facts its event does not set; to an event planned before it, the same as no row). A ticket the
+    batch does not hold (a row a replica committed after the prepare's snapshot; alone, every ticket) is
+    upserted at once, which waits for a concurrent insert and locks the row, so its facts are seen; in a
+    batch it is then held."""
     held: dict[str, dict[str, Any]] | None = u.memo.get(FACTS)
     if held is not None and ticket_no in held:
         facts = held[ticket_no]
