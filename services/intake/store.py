@@ -150,7 +150,12 @@ async def get(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = Fa
 
 
 async def get_many(conn: asyncpg.Connection, *, ticket_nos: list[str]) -> list[asyncpg.Record]:
-    return await conn.fetch(f"SELECT * FROM {S}.tickets WHERE ticket_no = ANY($1::text[])", ticket_nos)
+    """The tickets of ``ticket_nos`` that exist: one primary-key probe each, whatever the statistics say
+    (the LATERAL ... LIMIT 1). ``ticket_no = ANY($1)`` let the generic plan made on a young table scan it:
+    2.8-3.7 ms a contacts lookup in the bench, at 2,000 tickets."""
+    return await conn.fetch(
+        f"SELECT t.* FROM unnest($1::text[]) AS m(no), LATERAL (SELECT * FROM {S}.tickets x"
+        " WHERE x.ticket_no = m.no LIMIT 1) t", ticket_nos)
 
 
 _UPDATABLE = {

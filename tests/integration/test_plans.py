@@ -206,3 +206,22 @@ async def test_timeline_batch_probes_each_events_ticket(scratch: Any, monkeypatc
         assert _read(plan, "tickets") <= 32, json.dumps(plan)[:2000]  # one probe per event, at most
     got = await conn.fetchval(f"SELECT count(*) FROM {schema}.timeline WHERE event_id LIKE 'fresh-%'")
     assert got == sum(1 for k in range(1, 33) if k * 97 <= ROWS)  # the events about known tickets only
+
+
+async def test_contacts_lookup_probes_each_ticket(scratch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``store.get_many`` (a contacts lookup's tickets): one probe per ticket asked, not a scan of the table."""
+    conn, schema = scratch
+    rec = Recorder()
+    monkeypatch.setattr(intake_store, "S", schema)
+    wanted = [f"20261203{k * 37:06d}" for k in range(1, 41)]
+    await intake_store.get_many(rec, ticket_nos=wanted)  # type: ignore[arg-type]
+    query, args = rec.calls[0]
+    early = await _prepare(conn, query, ["text[]"], run_with=args)  # on the empty table
+    await conn.execute(
+        f"INSERT INTO {schema}.tickets (ticket_no, channel, external_id, status, customer_name, subject,"
+        " received_at, created_at, updated_at, impact, urgency, customer_tier, caller)"
+        " SELECT '20261203' || lpad(g::text, 6, '0'), 'web', 'ext-' || g, 'new', 'x', 's', now(), now(), now(),"
+        f" 'single', 'normal', 'standard', 'c' FROM generate_series(1, {ROWS}) g")
+    for plan in (await _explain(conn, early, args), await _plan(conn, query, args, ["text[]"])):
+        assert _read(plan, "tickets") <= len(wanted), json.dumps(plan)[:2000]  # one probe per ticket, at most
+    assert sorted(r["ticket_no"] for r in await conn.fetch(query, *args)) == wanted  # all 40 exist
