@@ -3,8 +3,9 @@
 
 The relay is woken by ``NOTIFY <schema>_outbox`` (sent by a trigger, delivered on commit), claims
 unsent rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them to
-``helpdesk.events`` with aio-pika on its own confirm-mode channel — the whole batch in flight at
-once, each awaited for its publisher confirm — and marks the confirmed ones sent in one statement.
+``helpdesk.events`` on its own confirm-mode channel (aiormq's, beneath aio-pika's robust one: no message
+object or timer per event) — the whole batch in flight at once, each awaited for its publisher confirm
+— and marks the confirmed ones sent in one statement.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import aio_pika
+import aiormq
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -50,7 +52,7 @@ class Relay(DueLoop):
                          channel=f"{rt.service}_outbox", max_sleep_s=fallback_poll_s)
         self.rt, self.service, self.batch = rt, rt.service, rt.settings.outbox_batch
         self._amqp: aio_pika.abc.AbstractRobustConnection | None = None
-        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._chan: aio_pika.abc.AbstractChannel | None = None
         self.publish_timeout_s = publish_timeout_s
         self.retention_days, self.inbox_retention_days = retention_days, inbox_retention_days
         self._last_prune = 0.0
@@ -63,7 +65,7 @@ class Relay(DueLoop):
 
     def on_error(self, exc: Exception) -> None:
         PUBLISH_ERRORS.labels(self.service).inc()
-        self._exchange = None  # a new channel on the next pass (a closed one cannot confirm)
+        self._chan = None  # a new channel on the next pass (a closed one cannot confirm)
         log.warning("outbox relay pass failed", extra={"error": repr(exc)})
 
     @contextlib.asynccontextmanager
@@ -87,14 +89,13 @@ class Relay(DueLoop):
             if not rows:
                 PENDING.labels(self.service).set(0)
                 return 0
-            exchange = await self._events()
-            results = await asyncio.gather(*(self._publish(exchange, r) for r in rows), return_exceptions=True)
-            sent = [r for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+            results = await self._publish_all(rows)
+            sent = [r for r, res in zip(rows, results, strict=True) if res is None]
             if sent:
                 await conn.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)",
                                    [r["id"] for r in sent])
             self._count(sent)
-            failed = [res for res in results if isinstance(res, BaseException)]
+            failed = [res for res in results if res is not None]
             PENDING.labels(self.service).set(len(rows) - len(sent))
         if failed:
             raise failed[0]
@@ -109,29 +110,45 @@ class Relay(DueLoop):
         for routing_key, n in per_type.items():
             PUBLISHED.labels(self.service, routing_key).inc(n)
 
-    async def _events(self) -> aio_pika.abc.AbstractExchange:
-        """``helpdesk.events`` on the relay's own connection and confirm-mode channel (made once)."""
-        if self._exchange is None or self._amqp is None or self._amqp.is_closed:
+    async def _channel(self) -> aiormq.abc.AbstractChannel:
+        """The relay's own connection and confirm-mode channel (made once; after a reconnect, the robust
+        channel's new underlying one)."""
+        if self._chan is None or self._amqp is None or self._amqp.is_closed:
             if self._amqp is None:
                 self._amqp = await aio_pika.connect_robust(self.rt.settings.amqp_url)
-            channel = await self._amqp.channel(publisher_confirms=True)
-            self._exchange = await channel.get_exchange(EVENTS.name, ensure=False)
-        return self._exchange
+            self._chan = await self._amqp.channel(publisher_confirms=True)
+        return await self._chan.get_underlay_channel()
 
-    async def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record) -> None:
-        # Not mandatory: an event nobody subscribes to yet is still published, not returned.
-        message = aio_pika.Message(bytes(row["body"]), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                   message_id=str(row["event_id"]), content_type=CONTENT_TYPE,
-                                   **trust.publish_options(self.rt.broker))  # user_id: consumers check who published
-        await exchange.publish(message, routing_key=row["routing_key"], mandatory=False,
-                               timeout=self.publish_timeout_s)
+    async def _publish_all(self, rows: list[asyncpg.Record]) -> list[BaseException | None]:
+        """Publish ``rows`` on the channel beneath aio-pika (no message object, no timer per message), all
+        in flight at once; each row's outcome: None once the broker confirmed it, else the error. Those not
+        confirmed within ``publish_timeout_s`` fail with a timeout (their rows stay unsent, published again)."""
+        channel = await self._channel()
+        user = trust.publish_options(self.rt.broker).get("user_id")  # consumers check who published
+
+        async def one(row: asyncpg.Record) -> None:
+            # Not mandatory: an event nobody subscribes to yet is still published, not returned. Not waiting
+            # for the socket write (``wait``): the confirm says the broker has it, and frames keep their order.
+            props = aiormq.spec.Basic.Properties(delivery_mode=2, message_id=str(row["event_id"]),
+                                                 content_type=CONTENT_TYPE, user_id=user)
+            await channel.basic_publish(bytes(row["body"]), exchange=EVENTS.name, routing_key=row["routing_key"],
+                                        properties=props, mandatory=False, wait=False)
+
+        tasks = [asyncio.ensure_future(one(r)) for r in rows]
+        _, pending = await asyncio.wait(tasks, timeout=self.publish_timeout_s)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        timeout = TimeoutError(f"no publisher confirm within {self.publish_timeout_s} s")
+        return [timeout if t in pending else t.exception() for t in tasks]
 
     async def stop(self) -> None:
         await super().stop()
         if self._amqp is not None:
             with contextlib.suppress(Exception):
                 await self._amqp.close()
-        self._amqp = self._exchange = None
+        self._amqp = self._chan = None
 
     async def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < 3600:
