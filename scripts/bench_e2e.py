@@ -274,8 +274,32 @@ def ms(values: list[float], p: float) -> str:
     return f"{percentile(values, p) * 1000:.0f}" if values else "-"
 
 
+async def all_cpu(run: Run, infra: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of every service and of ``infra``'s processes (the broker, the database's
+    backends: the same pids before and after a phase)."""
+    out = {name: cpu_seconds(run.stack.pid(name)) for name in run.stack.names}
+    out.update({label: cpu_of(pids) for label, pids in infra.items()})
+    return out
+
+
+async def phase_idle(run: Run, seconds: float = 5.0) -> None:
+    """What the stack spends doing nothing (timers, polls, heartbeats, metrics): part of every paced
+    phase's CPU per ticket, and at a low rate a large part."""
+    infra = {"rabbitmq": broker_pids(), "postgres": await backend_pids(run.database_url)}
+    cpu0 = await all_cpu(run, infra)
+    await asyncio.sleep(seconds)
+    cpu1 = await all_cpu(run, infra)
+    busy = {k: (cpu1[k] - cpu0[k]) / seconds * 100 for k in cpu1}
+    services = sum(v for k, v in busy.items() if k not in ("rabbitmq", "postgres"))
+    print(f"\nidle ({seconds:g} s, no tickets): {sum(busy.values()):.1f}% of one core = services {services:.1f}"
+          f" ({', '.join(f'{k} {v:.1f}' for k, v in busy.items() if k not in ('rabbitmq', 'postgres'))})"
+          f" + RabbitMQ {busy['rabbitmq']:.1f} + Postgres {busy['postgres']:.1f}")
+
+
 async def phase_latency(run: Run, seconds: float, stages: list[str], rate: float) -> None:
     n = int(rate * seconds)
+    infra = {"rabbitmq": broker_pids(), "postgres": await backend_pids(run.database_url)}
+    cpu0 = await all_cpu(run, infra)
     exts = await run.send(n, rate=rate)
     await run.wait(exts, stages, 60)
     print(f"\nlatency at {rate:g} tickets/s ({n} tickets over AMQP):")
@@ -283,6 +307,11 @@ async def phase_latency(run: Run, seconds: float, stages: list[str], rate: float
         lat = run.stage_latencies(exts, stage)
         print(f"  publish -> {stage:<22} p50 {ms(lat, 50):>5} ms   p99 {ms(lat, 99):>5} ms   ({len(lat)}/{n})")
     await asyncio.sleep(2)  # let the tail of this rate's work (outbox, deliveries) finish first
+    cpu1 = await all_cpu(run, infra)
+    spent = {k: (cpu1[k] - cpu0[k]) / n * 1000 for k in cpu1}
+    services = sum(v for k, v in spent.items() if k not in ("rabbitmq", "postgres"))
+    print(f"  CPU per ticket at this rate (the phase's idle work included): {sum(spent.values()):.1f} ms"
+          f" = services {services:.1f} + RabbitMQ {spent['rabbitmq']:.1f} + Postgres {spent['postgres']:.1f}")
 
 
 NATIVE = False  # --native: py-spy records native frames too
@@ -433,6 +462,8 @@ async def main_async(a: argparse.Namespace) -> None:
             async with Recorder(env["AMQP_URL"], durable=False) as rec, IntakePublisher(env["AMQP_URL"], window=500) as pub:
                 run = Run(stack, rec, pub, env["DATABASE_URL"])
                 await run.wait(await run.send(50), stages, 30)  # warm-up
+                await asyncio.sleep(2)  # its tail
+                await phase_idle(run)
                 for r in a.rates:  # a rate the pipeline sustains shows per-ticket latency, 100/s the target
                     await phase_latency(run, a.latency_seconds, stages, r)
                 rate = await phase_flat_out(run, a.tickets, stages, a.profile)
