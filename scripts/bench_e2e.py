@@ -282,6 +282,15 @@ async def all_cpu(run: Run, infra: dict[str, list[int]]) -> dict[str, float]:
     return out
 
 
+def print_statements(stack: Stack, before: dict[str, int] | None, after: dict[str, int] | None, n: int) -> None:
+    if before is None or after is None:
+        print("  statements per ticket: pg_stat_statements is not loaded (shared_preload_libraries), not counted")
+        return
+    per = {name: (after.get(name, 0) - before.get(name, 0)) / n for name in stack.names}
+    print("  statements per ticket (pg_stat_statements, BEGIN/COMMIT included): "
+          + ", ".join(f"{name} {v:.1f}" for name, v in per.items()) + f"; all {sum(per.values()):.1f}")
+
+
 async def phase_idle(run: Run, seconds: float = 5.0) -> None:
     """What the stack spends doing nothing (timers, polls, heartbeats, metrics): part of every paced
     phase's CPU per ticket, and at a low rate a large part."""
@@ -300,6 +309,7 @@ async def phase_latency(run: Run, seconds: float, stages: list[str], rate: float
     n = int(rate * seconds)
     infra = {"rabbitmq": broker_pids(), "postgres": await backend_pids(run.database_url)}
     cpu0 = await all_cpu(run, infra)
+    statements0 = await statement_counts(run.database_url)
     exts = await run.send(n, rate=rate)
     await run.wait(exts, stages, 60)
     print(f"\nlatency at {rate:g} tickets/s ({n} tickets over AMQP):")
@@ -312,6 +322,7 @@ async def phase_latency(run: Run, seconds: float, stages: list[str], rate: float
     services = sum(v for k, v in spent.items() if k not in ("rabbitmq", "postgres"))
     print(f"  CPU per ticket at this rate (the phase's idle work included): {sum(spent.values()):.1f} ms"
           f" = services {services:.1f} + RabbitMQ {spent['rabbitmq']:.1f} + Postgres {spent['postgres']:.1f}")
+    print_statements(run.stack, statements0, await statement_counts(run.database_url), n)
 
 
 NATIVE = False  # --native: py-spy records native frames too
@@ -373,13 +384,7 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
     print(f"  machine: a fixed Python loop took {speed0:.0f} ms before and {speed1:.0f} ms after the run;"
           f" the hypervisor took {(steal1[0] - steal0[0]) / max(1, steal1[1] - steal0[1]) * 100:.0f}% of the CPU"
           " during it (steal)")
-    statements = await statement_counts(run.database_url)
-    if statements is None or statements0 is None:
-        print("  statements per ticket: pg_stat_statements is not loaded (shared_preload_libraries), not counted")
-    else:
-        per = {name: (statements.get(name, 0) - statements0.get(name, 0)) / n for name in stack.names}
-        print("  statements per ticket (pg_stat_statements, BEGIN/COMMIT included): "
-              + ", ".join(f"{name} {v:.1f}" for name, v in per.items()) + f"; all {sum(per.values()):.1f}")
+    print_statements(stack, statements0, await statement_counts(run.database_url), n)
     print_handlers(handlers0, await handler_totals(stack), elapsed)
     if profile:
         print(f"  py-spy raw profiles in {profile}/ (summarise: python -m scripts.pyspy_summary {profile}/intake.txt)")

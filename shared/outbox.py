@@ -1,6 +1,13 @@
 """Transactional outbox: a unit of work (``shared.unit``) writes events beside the state change;
 ``Relay`` publishes them.
 
+Publish on commit (``HELPDESK_PUBLISH_ON_COMMIT``, on by default): a transaction writes its events with
+a lease (``lease_until``) and, once it has committed, hands them to its process's relay (``Relay.hand``),
+which publishes them at once — no NOTIFY, no claiming transaction — and marks the confirmed ones sent in
+one statement. What that does not publish (the process died between commit and publish, the broker
+refused or timed out) is the relay's: a failed row's lease is dropped at once, a dead process's runs out
+(``publish_timeout_s`` + 5 s), and the relay's pass takes only rows without a live lease.
+
 The relay is woken by ``NOTIFY <schema>_outbox`` (sent by a trigger, delivered on commit), claims
 unsent rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them to
 ``helpdesk.events`` on its own confirm-mode channel (aiormq's, beneath aio-pika's robust one: no message
@@ -56,6 +63,11 @@ class Relay(DueLoop):
         self.publish_timeout_s = publish_timeout_s
         self.retention_days, self.inbox_retention_days = retention_days, inbox_retention_days
         self._last_prune = 0.0
+        self.lease_s = publish_timeout_s + 5.0  # a handed row's lease: longer than its publish may take
+        self._handed: list[dict] = []  # rows committed by this process, to publish now (``hand``)
+        self._handing: asyncio.Task[None] | None = None
+        self._marker: asyncpg.Connection | None = None  # the hand-off's own connection (marks rows sent)
+        self._chan_lock = asyncio.Lock()
 
     async def pass_once(self) -> float | None:
         while await self.drain_once() >= self.batch:
@@ -79,11 +91,12 @@ class Relay(DueLoop):
                 yield conn
 
     async def drain_once(self) -> int:
-        """Publish one batch of unsent rows; returns how many rows it claimed."""
+        """Publish one batch of unsent rows nobody holds a lease on; returns how many rows it claimed."""
         async with self._connection() as conn, conn.transaction():
             rows = await conn.fetch(
                 f"SELECT id, event_id, routing_key, body, created_at FROM {self.service}.outbox"
-                " WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                " WHERE sent_at IS NULL AND (lease_until IS NULL OR lease_until < now())"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
             )
             if not rows:
@@ -112,12 +125,64 @@ class Relay(DueLoop):
 
     async def _channel(self) -> aiormq.abc.AbstractChannel:
         """The relay's own connection and confirm-mode channel (made once; after a reconnect, the robust
-        channel's new underlying one)."""
-        if self._chan is None or self._amqp is None or self._amqp.is_closed:
-            if self._amqp is None:
-                self._amqp = await aio_pika.connect_robust(self.rt.settings.amqp_url)
-            self._chan = await self._amqp.channel(publisher_confirms=True)
-        return await self._chan.get_underlay_channel()
+        channel's new underlying one). The relay's passes and the hand-off share it."""
+        async with self._chan_lock:
+            if self._chan is None or self._amqp is None or self._amqp.is_closed:
+                if self._amqp is None:
+                    self._amqp = await aio_pika.connect_robust(self.rt.settings.amqp_url)
+                self._chan = await self._amqp.channel(publisher_confirms=True)
+            return await self._chan.get_underlay_channel()
+
+    # ---- publish on commit: this process's own events, right after their commit ------------------------
+
+    def hand(self, rows: list[dict]) -> None:
+        """Rows a transaction of this process just committed with a lease (``Tx.leased``): published at
+        once, in commit order, without waiting for a relay pass; what fails is left to the relay."""
+        if self.stopping:
+            return  # their leases run out and a relay takes them
+        self._handed.extend(rows)
+        if self._handing is None or self._handing.done():
+            self._handing = asyncio.create_task(self._hand_off(), name=f"outbox-hand-off-{self.service}")
+
+    async def _hand_off(self) -> None:
+        while self._handed:
+            rows, self._handed = self._handed, []
+            try:
+                results = await self._publish_all(rows)
+            except Exception as exc:  # noqa: BLE001 - no channel (broker down): the relay takes them
+                results = [exc] * len(rows)
+            sent = [r for r, res in zip(rows, results, strict=True) if res is None]
+            failed = [r for r, res in zip(rows, results, strict=True) if res is not None]
+            try:
+                await self._mark(sent, failed)
+            except Exception as exc:  # noqa: BLE001 - their leases run out and the relay publishes them again
+                log.warning("outbox hand-off could not mark its rows", extra={"error": repr(exc)})
+                await self._close_marker()
+            self._count(sent)
+            if failed:
+                PUBLISH_ERRORS.labels(self.service).inc()
+                self._chan = None  # a new channel for the relay's pass (a closed one cannot confirm)
+                log.warning("outbox hand-off failed; the relay retries", extra={"error": repr(
+                    next(res for res in results if res is not None)), "events": len(failed)})
+                self.wake()
+
+    async def _mark(self, sent: list[dict], failed: list[dict]) -> None:
+        """The confirmed rows sent and the failed ones' leases dropped (the relay takes them at once), on
+        the hand-off's own connection: one statement, two when some failed."""
+        if self._marker is None or self._marker.is_closed():
+            self._marker = await asyncpg.connect(db.role_dsn(self.rt.settings, self.service))
+        if sent:
+            await self._marker.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)",
+                                       [r["id"] for r in sent])
+        if failed:
+            await self._marker.execute(f"UPDATE {self.service}.outbox SET lease_until = NULL WHERE id = ANY($1)",
+                                       [r["id"] for r in failed])
+
+    async def _close_marker(self) -> None:
+        if self._marker is not None:
+            with contextlib.suppress(Exception):
+                await self._marker.close()
+        self._marker = None
 
     async def _publish_all(self, rows: list[asyncpg.Record]) -> list[BaseException | None]:
         """Publish ``rows`` on the channel beneath aio-pika (no message object, no timer per message), all
@@ -144,7 +209,16 @@ class Relay(DueLoop):
         return [timeout if t in pending else t.exception() for t in tasks]
 
     async def stop(self) -> None:
+        """Let the hand-off finish what it holds (briefly: leases cover the rest), then stop the relay."""
+        if self._handing is not None and not self._handing.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._handing), 3.0)
+            self._handing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._handing
+        self._handing = None
         await super().stop()
+        await self._close_marker()
         if self._amqp is not None:
             with contextlib.suppress(Exception):
                 await self._amqp.close()

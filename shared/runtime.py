@@ -104,11 +104,14 @@ class Runtime:
     async def transaction(self, *, batch_ids: Sequence[str | None] = ()) -> AsyncIterator[Tx]:
         """A transaction whose staged writes are flushed before it commits; after-commit effects run
         once it has. ``batch_ids``: the message ids of a batch's deliveries (inbox prefetch)."""
+        lease_s = self.relay.lease_s if self.relay is not None and self.settings.publish_on_commit else 0.0
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                tx = Tx(conn, self.service, on_emitted=self.on_emitted, batch_ids=batch_ids)
+                tx = Tx(conn, self.service, on_emitted=self.on_emitted, batch_ids=batch_ids, lease_s=lease_s)
                 yield tx
                 await tx.flush()
+            if tx.leased:  # published by this process now (the relay takes them if it cannot)
+                self.relay.hand(tx.leased)  # type: ignore[union-attr]
             tx.committed()
 
     def unit(self, *, consumer: str | None = None, event: Any = None, message_id: str | None = None,
@@ -131,17 +134,20 @@ class Runtime:
         self.add_loop(loop)
         return loop
 
-    def batching(self, *, linger: bool = True, prepare: batching.Prepare | None = None) -> batching.Batching | None:
+    def batching(self, *, linger: bool = True, records: bool = False,
+                 prepare: batching.Prepare | None = None) -> batching.Batching | None:
         """Batched consumption for a queue whose handler keeps no order across messages (``None``: off).
         ``linger``: a batch not yet full waits ``HELPDESK_BATCH_LINGER_MS`` for more (False on the queues
-        a ticket's first hops wait on, where latency is the promise). ``prepare(msgs, tx)``: the batch's
-        look-ups in one go, before its handlers (``shared.batching.Prepare``)."""
+        a ticket's first hops wait on, where latency is the promise); ``records``: a queue that only
+        records (review's facts, intake's timeline) waits ``HELPDESK_BATCH_LINGER_RECORDS_MS`` instead.
+        ``prepare(msgs, tx)``: the batch's look-ups in one go, before its handlers
+        (``shared.batching.Prepare``)."""
         if self.settings.batch_max <= 1:
             return None
+        linger_ms = self.settings.batch_linger_records_ms if records else self.settings.batch_linger_ms
         return batching.Batching(self.transaction, max_size=self.settings.batch_max,
                                  parallel=self.settings.batch_parallel,
-                                 linger_s=self.settings.batch_linger_ms / 1000 if linger else 0.0,
-                                 prepare=prepare)
+                                 linger_s=linger_ms / 1000 if linger else 0.0, prepare=prepare)
 
     async def db_ok(self) -> bool:
         return await self.pool.fetchval("SELECT 1") == 1

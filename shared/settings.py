@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     prefetch: int = Field(64, alias="HELPDESK_PREFETCH")
     delivery_limit: int = Field(5, alias="HELPDESK_DELIVERY_LIMIT")
     outbox_batch: int = Field(200, alias="HELPDESK_OUTBOX_BATCH")
+    # The process that commits events publishes them right after the commit (their rows leased meanwhile);
+    # the relay publishes what a dead process or a failed publish left. Off: the relay publishes everything.
+    publish_on_commit: bool = Field(True, alias="HELPDESK_PUBLISH_ON_COMMIT")
     # Deliveries waiting together on a queue are handled in one transaction: at most this many (1: off),
     # and this many such transactions at once per queue and process (more than one lets two batches of
     # one process lock the same tickets in opposite orders: Postgres breaks that deadlock after a second).
@@ -64,6 +67,10 @@ class Settings(BaseSettings):
     # A batch not yet full waits this long for more deliveries (0: off), on every batched queue but the
     # two a new ticket's first hops wait on (intake.tickets, routing.tickets): fewer, larger transactions.
     batch_linger_ms: float = Field(10.0, ge=0, le=1000, alias="HELPDESK_BATCH_LINGER_MS")
+    # The same for the queues that only record what happened, off every ticket's path (review's facts,
+    # intake's timeline): a ticket's events reach them over some tens of milliseconds, and at a paced rate
+    # waiting for them all turns a transaction per event into one per ticket.
+    batch_linger_records_ms: float = Field(100.0, ge=0, le=5000, alias="HELPDESK_BATCH_LINGER_RECORDS_MS")
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")

@@ -54,8 +54,10 @@ class Tx:
     """One transaction's staged writes. Built by ``Runtime.transaction()``; units run in it."""
 
     def __init__(self, conn: asyncpg.Connection, service: str, *, on_emitted: EmittedHook | None = None,
-                 batch_ids: Sequence[str | None] = ()) -> None:
+                 batch_ids: Sequence[str | None] = (), lease_s: float = 0.0) -> None:
         self.conn, self.service, self.on_emitted = conn, service, on_emitted
+        self.lease_s = lease_s  # > 0: the committing process publishes the events (``leased``) itself
+        self.leased: list[dict[str, Any]] = []  # the outbox rows written leased: what to hand the relay
         self.batch_ids = {m for m in batch_ids if m}  # message ids of the batch's deliveries (may prefetch)
         self._known: dict[str, set[str]] = {}  # consumer -> batch ids it had processed before this Tx
         self._seen: set[tuple[str, str]] = set()  # claimed in this Tx
@@ -150,11 +152,23 @@ class Tx:
             seq = next_seq[ticket_no]
             next_seq[ticket_no] = seq + 1
             envelopes.append(envelope(self.service, ticket_no, seq, event_id, event, time))
-        await self.conn.execute(
-            f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
-            [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes],
-            [e.to_bytes() for e in envelopes])
+        bodies = [e.to_bytes() for e in envelopes]
+        if self.lease_s <= 0:
+            await self.conn.execute(
+                f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body)"
+                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+                [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes], bodies)
+        else:  # leased until the committing process has published them (``Relay.hand``), or the lease ends
+            rows = await self.conn.fetch(
+                f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body, lease_until)"
+                " SELECT e, k, t, b, clock_timestamp() + make_interval(secs => $5)"
+                " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[]) AS u(e, k, t, b)"
+                " RETURNING id, event_id::text AS event_id, created_at",
+                [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes], bodies,
+                self.lease_s)
+            ids = {r["event_id"]: r for r in rows}
+            self.leased.extend({"id": ids[e.id]["id"], "event_id": e.id, "routing_key": e.type, "body": b,
+                                "created_at": ids[e.id]["created_at"]} for e, b in zip(envelopes, bodies, strict=True))
         self.envelopes.extend(envelopes)
         if self.on_emitted:
             await self.on_emitted(self.conn, envelopes)

@@ -68,7 +68,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     # The timeline takes what the other services say; intake's own events enter it in the transaction
     # that causes them, so binding "#" would only double the broker's work.
     timeline = quorum_queue("intake.timeline", routing_key="ticket.routed", delivery_limit=limit)
-    subscribe(rt, timeline, EVENTS, on_event, batch=rt.batching())
+    subscribe(rt, timeline, EVENTS, on_event, batch=rt.batching(records=True))
     rt.bindings.append((timeline, EVENTS, FOREIGN_EVENTS))
     rt.document_publications(PUBLISHED)
     rt.metrics_hooks.append(lambda r: usecases.refresh_open_gauge(r.pool))

@@ -43,7 +43,7 @@ def build_runtime(settings: Settings | None = None, cfg: ReviewSettings | None =
     rt.review = cfg  # type: ignore[attr-defined]
     rt.business = business  # type: ignore[attr-defined]
     queue = quorum_queue("review.events", routing_key="#", delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt, queue, EVENTS, handlers.build(rt, business), batch=rt.batching())
+    subscribe(rt, queue, EVENTS, handlers.build(rt, business), batch=rt.batching(records=True))
 
     async def start_snapshots(r: Runtime) -> None:
         loop = SnapshotLoop(r, cfg)
