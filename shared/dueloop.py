@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 MIN_SLEEP_S = 0.02  # due rows another replica holds right now: look again soon, without spinning
 HOUR_S = 3600.0  # the housekeeping loops' interval (``Runtime.every``)
 DEAF_SLEEP_S = 1.0  # no LISTEN connection (database restarting, connections exhausted): poll this often
+WAKE_MARGIN_S = 0.5  # a due moment this much after the planned wake-up is left to it (``due_payloads``)
 
 
 class DueLoop:
@@ -27,9 +29,13 @@ class DueLoop:
     how long ``stop`` lets a running pass finish (0: cancel it at once)."""
 
     grace_s: float = 0.0
+    # True: a NOTIFY's payload may say when the work it announces is due (epoch seconds, the database's
+    # clock); the loop then ignores one due after it wakes anyway (``WAKE_MARGIN_S`` for clock skew)
+    due_payloads: bool = False
 
     def __init__(self, *, name: str, listen_dsn: str | None, channel: str | None, max_sleep_s: float) -> None:
         self.name, self.listen_dsn, self.channel, self.max_sleep_s = name, listen_dsn, channel, max_sleep_s
+        self._wake_at = 0.0  # when the loop wakes on its own (wall clock); 0 while a pass runs
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -74,16 +80,27 @@ class DueLoop:
             return
         try:
             conn = await asyncpg.connect(self.listen_dsn)
-            await conn.add_listener(self.channel, lambda *_: self._wake.set())
+            await conn.add_listener(self.channel, lambda _conn, _pid, _channel, payload: self._notified(payload))
             self._listener = conn
         except (OSError, asyncpg.PostgresError) as exc:  # the timeout below still brings us back
             log.warning("listener unavailable", extra={"loop": self.name, "error": str(exc)})
+
+    def _notified(self, payload: str) -> None:
+        if self.due_payloads and payload:
+            try:
+                due = float(payload)
+            except ValueError:
+                due = 0.0
+            if self._wake_at and due >= self._wake_at + WAKE_MARGIN_S:
+                return  # the loop wakes before that anyway, and then looks at everything due
+        self._wake.set()
 
     async def _run(self) -> None:
         backoff = 0.1
         while not self.stopping:
             await self._ensure_listener()
             self._wake.clear()
+            self._wake_at = 0.0  # whatever is announced during the pass wakes the loop again after it
             try:
                 sleep = await self.pass_once()
                 backoff = 0.1
@@ -96,6 +113,7 @@ class DueLoop:
                 continue
             longest = self.max_sleep_s if self.listening else min(self.max_sleep_s, DEAF_SLEEP_S)
             timeout = longest if sleep is None else min(max(sleep, MIN_SLEEP_S), longest)
+            self._wake_at = time.time() + timeout
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 

@@ -38,6 +38,7 @@ from shared.topology import DLX, EVENTS, REASON_HEADER
 log = logging.getLogger(__name__)
 SERVICE = "notification"
 QUEUE = "notification.deliveries"
+DEAD_LETTER_SWEEP_S = 60.0  # how often a worker looks for failed deliveries not yet dead-lettered
 
 
 def utcnow() -> datetime:
@@ -58,6 +59,7 @@ class Worker(DueLoop):
         self.intake: contacts.IntakeContacts | None = None
         self._sem = asyncio.Semaphore(opts.worker_concurrency)
         self._outcomes: GroupCommit[tuple[dict[str, Any], store.Outcome]] = GroupCommit(self._write_outcomes)
+        self._next_sweep = 0.0  # the first pass sweeps failed deliveries left undead-lettered
 
     def attach(self, *, channels: dict[str, Channel], intake: contacts.IntakeContacts) -> None:
         """The senders, made at start (they hold HTTP clients); the loop starts after this."""
@@ -69,7 +71,10 @@ class Worker(DueLoop):
     async def pass_once(self) -> float | None:
         while await self.send_due() >= self.opts.worker_batch and not self.stopping:
             pass
-        await self.dead_letter_failed()
+        if time.monotonic() >= self._next_sweep:  # a final failure dead-letters itself (``_deliver``): this
+            # sweep takes what that could not (broker down, a process killed in between), not every pass
+            await self.dead_letter_failed()
+            self._next_sweep = time.monotonic() + DEAD_LETTER_SWEEP_S
         async with self.rt.pool.acquire() as conn:
             due = await store.next_due(conn)
         return None if due is None else (due - self.clock()).total_seconds()

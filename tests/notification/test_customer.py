@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 from prometheus_client import REGISTRY
@@ -157,3 +158,24 @@ async def test_redelivered_event_sends_no_second_message(notification, intake, p
     assert len(tap.events(lambda e: sent(e, no, "resolved"))) == 1
     templates = [r["template"] for r in await rows(notification, no)]
     assert [t for t in templates if t != "survey_invite"] == ["ticket_received", "resolved"]
+
+
+async def test_a_failed_delivery_left_undead_lettered_is_swept_up_but_not_on_every_pass(
+        notification, intake, peers, tap, dlq_tap):
+    """A final failure dead-letters itself; one that could not (broker down, process killed in between) is
+    found by the worker's sweep, which runs on the first pass and then once a minute, not every pass."""
+    number = phone()
+    peers.sms_always_fail.add(number)
+    no = await create_ticket(intake, phone=number)
+    [row] = await wait_rows(notification, no, lambda rs: bool(rs) and rs[0]["dead_lettered_at"] is not None)
+    pool, worker = notification.rt.pool, notification.app.state.worker
+    worker._next_sweep = time.monotonic() + 3600  # swept a moment ago
+    await pool.execute("UPDATE notification.deliveries SET dead_lettered_at = NULL WHERE id = $1", row["id"])
+    await worker.pass_once()
+    assert await pool.fetchval("SELECT dead_lettered_at FROM notification.deliveries WHERE id = $1", row["id"]) is None
+    worker._next_sweep = 0.0  # the minute is up
+    await worker.pass_once()
+    assert await pool.fetchval("SELECT dead_lettered_at FROM notification.deliveries WHERE id = $1", row["id"])
+    assert worker._next_sweep > time.monotonic() + 30  # and the next one is a while off
+    dead = await dlq_tap.wait_messages(lambda m: b'"ticket_no":"' + no.encode() + b'"' in m.body)
+    assert len(dead) >= 1
