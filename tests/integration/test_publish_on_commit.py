@@ -107,16 +107,23 @@ async def until_sent(rt: Runtime, bodies: list[str]) -> list[Any]:
     return got
 
 
+async def pinged(rt: Runtime, tap: Tap, tag: str, n: int) -> list[Any]:
+    """``n`` events emitted in one unit, seen on the broker; their outbox rows once marked sent."""
+    bodies = [f"{tag}-{uuid.uuid4().hex[:6]}-{i}" for i in range(n)]
+    await ping(rt, *bodies)
+    await tap.wait(set(bodies), 10)
+    assert set(bodies) <= set(tap.got)
+    got = await until_sent(rt, bodies)
+    assert len(got) == n
+    return got
+
+
 async def test_the_committing_process_publishes_its_events_without_a_relay_pass(make_rt: Any, tap: Tap) -> None:
     rt = make_rt()
     claimed = counted_passes(rt)
     async with rt.running():
-        bodies = [f"now-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
-        await ping(rt, *bodies)
-        await tap.wait(set(bodies), 10)
-        assert set(bodies) <= set(tap.got)
-        got = await until_sent(rt, bodies)
-        assert len(got) == 3 and all(r["sent_at"] and r["lease_until"] for r in got)  # written leased, marked sent
+        got = await pinged(rt, tap, "now", 3)
+        assert all(r["sent_at"] and r["lease_until"] for r in got)  # written leased, marked sent
         await asyncio.sleep(0.3)
     assert sum(claimed) == 0  # no relay pass took any of them (and no NOTIFY woke one for them)
 
@@ -169,10 +176,6 @@ async def test_off_the_relay_publishes_every_event(make_rt: Any, tap: Tap) -> No
     rt = make_rt(publish_on_commit=False)
     claimed = counted_passes(rt)
     async with rt.running():
-        bodies = [f"off-{uuid.uuid4().hex[:6]}-{i}" for i in range(2)]
-        await ping(rt, *bodies)
-        await tap.wait(set(bodies), 10)
-        assert set(bodies) <= set(tap.got)
-        got = await until_sent(rt, bodies)
-        assert len(got) == 2 and all(r["lease_until"] is None and r["sent_at"] for r in got)  # written without a lease: NOTIFY woke the relay
+        got = await pinged(rt, tap, "off", 2)
+        assert all(r["lease_until"] is None and r["sent_at"] for r in got)  # no lease: NOTIFY woke the relay
     assert sum(claimed) >= 2
