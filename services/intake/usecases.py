@@ -233,8 +233,7 @@ async def contacts(pool: asyncpg.Pool, *, ticket_nos: list[str], caller: str, pe
         if await store.count_contact_read(conn, caller=caller, reads=len(ticket_nos)) > per_minute:
             metrics.CONTACT_READS.labels(caller, "limited").inc()
             raise TooManyRequests("X-API-Key", f"more than {per_minute} contact reads a minute for {caller!r}")
-        rows = await store.get_many(conn, ticket_nos=ticket_nos)
-        await store.record_contact_reads(conn, caller=caller, ticket_nos=[t["ticket_no"] for t in rows])
+        rows = await store.read_contacts(conn, caller=caller, ticket_nos=ticket_nos)
     metrics.CONTACT_READS.labels(caller, "read").inc(len(rows))  # committed: an HTTP read is never in a batch
     return {t["ticket_no"]: {"ticket_no": t["ticket_no"], "name": t["customer_name"], "phone": t["customer_phone"],
                              "email": t["customer_email"], "language": t["customer_language"],

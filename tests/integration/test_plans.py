@@ -111,7 +111,7 @@ async def scratch(request: pytest.FixtureRequest, run_env: dict[str, str], intak
     conn = await asyncpg.connect(run_env["DATABASE_URL"])
     await conn.execute(f"SET plan_cache_mode = {mode}")  # generic: no values known; custom: known
     await conn.execute(f"CREATE SCHEMA {schema}")
-    for table in ("tickets", "inbox", "timeline"):
+    for table in ("tickets", "inbox", "timeline", "contact_reads"):
         await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE intake.{table} INCLUDING ALL EXCLUDING INDEXES)")
         defs = [r["indexdef"] for r in await conn.fetch(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = 'intake' AND tablename = $1"
@@ -209,19 +209,22 @@ async def test_timeline_batch_probes_each_events_ticket(scratch: Any, monkeypatc
 
 
 async def test_contacts_lookup_probes_each_ticket(scratch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``store.get_many`` (a contacts lookup's tickets): one probe per ticket asked, not a scan of the table."""
+    """``store.read_contacts`` (a contacts lookup's tickets, each read recorded): one probe per ticket asked,
+    not a scan of the table."""
     conn, schema = scratch
     rec = Recorder()
     monkeypatch.setattr(intake_store, "S", schema)
     wanted = [f"20261203{k * 37:06d}" for k in range(1, 41)]
-    await intake_store.get_many(rec, ticket_nos=wanted)  # type: ignore[arg-type]
+    await intake_store.read_contacts(rec, caller="notify", ticket_nos=wanted)  # type: ignore[arg-type]
     query, args = rec.calls[0]
-    early = await _prepare(conn, query, ["text[]"], run_with=args)  # on the empty table
+    early = await _prepare(conn, query, ["text[]", "text"], run_with=args)  # on the empty table
     await conn.execute(
         f"INSERT INTO {schema}.tickets (ticket_no, channel, external_id, status, customer_name, subject,"
         " received_at, created_at, updated_at, impact, urgency, customer_tier, caller)"
         " SELECT '20261203' || lpad(g::text, 6, '0'), 'web', 'ext-' || g, 'new', 'x', 's', now(), now(), now(),"
         f" 'single', 'normal', 'standard', 'c' FROM generate_series(1, {ROWS}) g")
-    for plan in (await _explain(conn, early, args), await _plan(conn, query, args, ["text[]"])):
+    for plan in (await _explain(conn, early, args), await _plan(conn, query, args, ["text[]", "text"])):
         assert _read(plan, "tickets") <= len(wanted), json.dumps(plan)[:2000]  # one probe per ticket, at most
     assert sorted(r["ticket_no"] for r in await conn.fetch(query, *args)) == wanted  # all 40 exist
+    recorded = await conn.fetch(f"SELECT caller, ticket_no FROM {schema}.contact_reads WHERE caller = 'notify'")
+    assert len(recorded) == 3 * len(wanted)  # every read recorded: two EXPLAIN ANALYZE runs and the fetch
