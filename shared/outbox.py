@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import aiormq
@@ -64,7 +64,7 @@ class Relay(DueLoop):
         self.retention_days, self.inbox_retention_days = retention_days, inbox_retention_days
         self._last_prune = 0.0
         self.lease_s = publish_timeout_s + 5.0  # a handed row's lease: longer than its publish may take
-        self._handed: list[dict] = []  # rows committed by this process, to publish now (``hand``)
+        self._handed: list[dict[str, Any]] = []  # rows committed by this process, to publish now (``hand``)
         self._handing: asyncio.Task[None] | None = None
         self._marker: asyncpg.Connection | None = None  # the hand-off's own connection (marks rows sent)
         self._chan_lock = asyncio.Lock()
@@ -104,9 +104,7 @@ class Relay(DueLoop):
                 return 0
             results = await self._publish_all(rows)
             sent = [r for r, res in zip(rows, results, strict=True) if res is None]
-            if sent:
-                await conn.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)",
-                                   [r["id"] for r in sent])
+            await self._mark(conn, sent=sent)
             self._count(sent)
             failed = [res for res in results if res is not None]
             PENDING.labels(self.service).set(len(rows) - len(sent))
@@ -135,7 +133,7 @@ class Relay(DueLoop):
 
     # ---- publish on commit: this process's own events, right after their commit ------------------------
 
-    def hand(self, rows: list[dict]) -> None:
+    def hand(self, rows: list[dict[str, Any]]) -> None:
         """Rows a transaction of this process just committed with a lease (``Tx.leased``): published at
         once, in commit order, without waiting for a relay pass; what fails is left to the relay."""
         if self.stopping:
@@ -153,30 +151,28 @@ class Relay(DueLoop):
                 results = [exc] * len(rows)
             sent = [r for r, res in zip(rows, results, strict=True) if res is None]
             failed = [r for r, res in zip(rows, results, strict=True) if res is not None]
-            try:
-                await self._mark(sent, failed)
+            try:  # on the hand-off's own connection (the relay's pass may be using its listener)
+                if self._marker is None or self._marker.is_closed():
+                    self._marker = await asyncpg.connect(db.role_dsn(self.rt.settings, self.service))
+                await self._mark(self._marker, sent=sent, failed=failed)
             except Exception as exc:  # noqa: BLE001 - their leases run out and the relay publishes them again
                 log.warning("outbox hand-off could not mark its rows", extra={"error": repr(exc)})
                 await self._close_marker()
             self._count(sent)
-            if failed:
-                PUBLISH_ERRORS.labels(self.service).inc()
-                self._chan = None  # a new channel for the relay's pass (a closed one cannot confirm)
-                log.warning("outbox hand-off failed; the relay retries", extra={"error": repr(
-                    next(res for res in results if res is not None)), "events": len(failed)})
+            if failed:  # counted and a new channel, as a failed pass; the relay retries them now
+                self.on_error(next(res for res in results if res is not None))  # type: ignore[arg-type]
                 self.wake()
 
-    async def _mark(self, sent: list[dict], failed: list[dict]) -> None:
-        """The confirmed rows sent and the failed ones' leases dropped (the relay takes them at once), on
-        the hand-off's own connection: one statement, two when some failed."""
-        if self._marker is None or self._marker.is_closed():
-            self._marker = await asyncpg.connect(db.role_dsn(self.rt.settings, self.service))
+    async def _mark(self, conn: asyncpg.Connection, *, sent: Sequence[Mapping[str, Any]],
+                    failed: Sequence[Mapping[str, Any]] = ()) -> None:
+        """The confirmed rows sent, in one statement; the failed ones' leases dropped (the relay takes them
+        at once: the hand-off's failures), in one more."""
         if sent:
-            await self._marker.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)",
-                                       [r["id"] for r in sent])
+            await conn.execute(f"UPDATE {self.service}.outbox SET sent_at = now() WHERE id = ANY($1)",
+                               [r["id"] for r in sent])
         if failed:
-            await self._marker.execute(f"UPDATE {self.service}.outbox SET lease_until = NULL WHERE id = ANY($1)",
-                                       [r["id"] for r in failed])
+            await conn.execute(f"UPDATE {self.service}.outbox SET lease_until = NULL WHERE id = ANY($1)",
+                               [r["id"] for r in failed])
 
     async def _close_marker(self) -> None:
         if self._marker is not None:
@@ -184,14 +180,14 @@ class Relay(DueLoop):
                 await self._marker.close()
         self._marker = None
 
-    async def _publish_all(self, rows: list[asyncpg.Record]) -> list[BaseException | None]:
+    async def _publish_all(self, rows: Sequence[Mapping[str, Any]]) -> list[BaseException | None]:
         """Publish ``rows`` on the channel beneath aio-pika (no message object, no timer per message), all
         in flight at once; each row's outcome: None once the broker confirmed it, else the error. Those not
         confirmed within ``publish_timeout_s`` fail with a timeout (their rows stay unsent, published again)."""
         channel = await self._channel()
         user = trust.publish_options(self.rt.broker).get("user_id")  # consumers check who published
 
-        async def one(row: asyncpg.Record) -> None:
+        async def one(row: Mapping[str, Any]) -> None:
             # Not mandatory: an event nobody subscribes to yet is still published, not returned. Not waiting
             # for the socket write (``wait``): the confirm says the broker has it, and frames keep their order.
             props = aiormq.spec.Basic.Properties(delivery_mode=2, message_id=str(row["event_id"]),

@@ -153,19 +153,16 @@ class Tx:
             next_seq[ticket_no] = seq + 1
             envelopes.append(envelope(self.service, ticket_no, seq, event_id, event, time))
         bodies = [e.to_bytes() for e in envelopes]
-        if self.lease_s <= 0:
-            await self.conn.execute(
-                f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body)"
-                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
-                [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes], bodies)
-        else:  # leased until the committing process has published them (``Relay.hand``), or the lease ends
-            rows = await self.conn.fetch(
-                f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body, lease_until)"
-                " SELECT e, k, t, b, clock_timestamp() + make_interval(secs => $5)"
-                " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[]) AS u(e, k, t, b)"
-                " RETURNING id, event_id::text AS event_id, created_at",
-                [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes], bodies,
-                self.lease_s)
+        # leased (lease_s > 0) until the committing process has published them (``Relay.hand``), or the
+        # lease ends; without a lease the relay publishes them (NOTIFY)
+        rows = await self.conn.fetch(
+            f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body, lease_until)"
+            " SELECT e, k, t, b, CASE WHEN $5::float8 > 0 THEN clock_timestamp() + make_interval(secs => $5::float8) END"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[]) AS u(e, k, t, b)"
+            " RETURNING id, event_id::text AS event_id, created_at",
+            [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes], bodies,
+            float(self.lease_s))
+        if self.lease_s > 0:
             ids = {r["event_id"]: r for r in rows}
             self.leased.extend({"id": ids[e.id]["id"], "event_id": e.id, "routing_key": e.type, "body": b,
                                 "created_at": ids[e.id]["created_at"]} for e, b in zip(envelopes, bodies, strict=True))

@@ -78,26 +78,30 @@ def new_ticket_row(
     )
 
 
+async def insert_tickets(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
+    """Insert new tickets (``new_ticket_row``s) in one statement and return the rows inserted: a ticket whose
+    ``channel`` + ``external_id`` (or + ``message_id``) already has one is left out."""
+    arrays = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(_NEW_COLUMNS, start=1))
+    cols = ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in _NEW_COLUMNS)
+    return await conn.fetch(
+        f"INSERT INTO {S}.tickets ({_NAMES}) SELECT {cols} FROM unnest({arrays}) AS u({_NAMES})"
+        " ON CONFLICT DO NOTHING RETURNING *",
+        *([r[i] for r in rows] for i in range(len(_NEW_COLUMNS))))
+
+
 async def insert_ticket(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record | None:
     """Insert and return the row (``new_ticket_row``'s fields); None when ``channel`` + ``external_id``
     (or + ``message_id``) has a ticket."""
-    params = ", ".join(f"${i}::{t}" for i, (_, t) in enumerate(_NEW_COLUMNS, start=1))
-    return await conn.fetchrow(
-        f"INSERT INTO {S}.tickets ({_NAMES}) VALUES ({params}) ON CONFLICT DO NOTHING RETURNING *",
-        *new_ticket_row(**fields))
+    inserted = await insert_tickets(conn, [new_ticket_row(**fields)])
+    return inserted[0] if inserted else None
 
 
 async def add_tickets(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """A batch's new tickets (``new_ticket_row``s) in one statement, at its flush. Its registrations were
-    looked up with the batch (``prepare_registrations``); a key taken since, by a replica or by another
-    message of the same batch, raises :class:`RegisteredMeanwhile` (each message is then handled alone,
-    where the one-row insert finds the duplicate)."""
-    arrays = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(_NEW_COLUMNS, start=1))
-    cols = ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in _NEW_COLUMNS)
-    got = await conn.fetchval(
-        f"WITH ins AS (INSERT INTO {S}.tickets ({_NAMES}) SELECT {cols} FROM unnest({arrays}) AS u({_NAMES})"
-        " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
-        *([r[i] for r in rows] for i in range(len(_NEW_COLUMNS))))
+    """A batch's new tickets, at its flush (the unit's staged writer). Its registrations were looked up
+    with the batch (``prepare_registrations``); a key taken since, by a replica or by another message of
+    the same batch, raises :class:`RegisteredMeanwhile` (each message is then handled alone, where the
+    one-row insert finds the duplicate)."""
+    got = len(await insert_tickets(conn, rows))
     if got != len(rows):
         raise RegisteredMeanwhile(f"{len(rows) - got} of {len(rows)} tickets were registered meanwhile")
 

@@ -66,7 +66,7 @@ async def test_a_prepared_batch_registers_what_one_transaction_each_does(intake:
     # one look-up for the batch, the redelivery's read, one insert for the batch's three new tickets
     on_tickets = [s for s in counting.statements if s[1] == "tickets"]
     assert on_tickets.count(("SELECT", "tickets")) == 2, counting.statements  # the look-up, the redelivery read
-    assert on_tickets.count(("WITH", "tickets")) == 1, counting.statements  # the batch's insert (add_tickets)
+    assert on_tickets.count(("INSERT", "tickets")) == 1, counting.statements  # the batch's insert (add_tickets)
     assert len(on_tickets) == 3, counting.statements
 
 
