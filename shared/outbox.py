@@ -3,8 +3,9 @@
 
 Publish on commit (``HELPDESK_PUBLISH_ON_COMMIT``, on by default): a transaction writes its events with
 a lease (``lease_until``) and, once it has committed, hands them to its process's relay (``Relay.hand``),
-which publishes them at once — no NOTIFY, no claiming transaction — and marks the confirmed ones sent in
-one statement. What that does not publish (the process died between commit and publish, the broker
+which publishes them at once — no NOTIFY, no claiming transaction — and marks the confirmed ones sent
+together, ``mark_delay_s`` (0.1 s) later: at a steady rate one statement (and one commit) marks the
+events of many transactions, not one each. The lease covers that wait many times over. What that does not publish (the process died between commit and publish, the broker
 refused or timed out) is the relay's: a failed row's lease is dropped at once, a dead process's runs out
 (``publish_timeout_s`` + 5 s), and the relay's pass takes only rows without a live lease.
 
@@ -53,7 +54,7 @@ class Relay(DueLoop):
 
     def __init__(
         self, rt: Runtime, *, fallback_poll_s: float = 2.0, publish_timeout_s: float = 10.0,
-        retention_days: int = 7, inbox_retention_days: int = 30,
+        retention_days: int = 7, inbox_retention_days: int = 30, mark_delay_s: float = 0.1,
     ) -> None:
         super().__init__(name=f"outbox-relay-{rt.service}", listen_dsn=db.role_dsn(rt.settings, rt.service),
                          channel=f"{rt.service}_outbox", max_sleep_s=fallback_poll_s)
@@ -67,6 +68,10 @@ class Relay(DueLoop):
         self._handed: list[dict[str, Any]] = []  # rows committed by this process, to publish now (``hand``)
         self._handing: asyncio.Task[None] | None = None
         self._marker: asyncpg.Connection | None = None  # the hand-off's own connection (marks rows sent)
+        self.mark_delay_s = mark_delay_s
+        self._confirmed: list[Mapping[str, Any]] = []  # handed rows the broker confirmed, not yet marked sent
+        self._marking: asyncio.Task[None] | None = None
+        self._marker_lock = asyncio.Lock()  # the marker connection runs one statement at a time
         self._chan_lock = asyncio.Lock()
 
     async def pass_once(self) -> float | None:
@@ -151,17 +156,36 @@ class Relay(DueLoop):
                 results = [exc] * len(rows)
             sent = [r for r, res in zip(rows, results, strict=True) if res is None]
             failed = [r for r, res in zip(rows, results, strict=True) if res is not None]
-            try:  # on the hand-off's own connection (the relay's pass may be using its listener)
+            self._count(sent)
+            if sent:  # marked together with what the next ``mark_delay_s`` confirms
+                self._confirmed.extend(sent)
+                if self._marking is None or self._marking.done():
+                    self._marking = asyncio.create_task(self._mark_soon(), name=f"outbox-mark-{self.service}")
+            if failed:  # their leases dropped now; counted and a new channel, as a failed pass; the relay retries
+                await self._mark_handed(failed=failed)
+                self.on_error(next(res for res in results if res is not None))  # type: ignore[arg-type]
+                self.wake()
+
+    async def _mark_soon(self) -> None:
+        await asyncio.sleep(self.mark_delay_s)
+        await self._mark_confirmed()
+
+    async def _mark_confirmed(self) -> None:
+        while self._confirmed:
+            sent, self._confirmed = self._confirmed, []
+            await self._mark_handed(sent=sent)
+
+    async def _mark_handed(self, *, sent: Sequence[Mapping[str, Any]] = (),
+                           failed: Sequence[Mapping[str, Any]] = ()) -> None:
+        """``_mark`` on the hand-off's own connection (the relay's pass may be using its listener)."""
+        async with self._marker_lock:
+            try:
                 if self._marker is None or self._marker.is_closed():
                     self._marker = await asyncpg.connect(db.role_dsn(self.rt.settings, self.service))
                 await self._mark(self._marker, sent=sent, failed=failed)
             except Exception as exc:  # noqa: BLE001 - their leases run out and the relay publishes them again
                 log.warning("outbox hand-off could not mark its rows", extra={"error": repr(exc)})
                 await self._close_marker()
-            self._count(sent)
-            if failed:  # counted and a new channel, as a failed pass; the relay retries them now
-                self.on_error(next(res for res in results if res is not None))  # type: ignore[arg-type]
-                self.wake()
 
     async def _mark(self, conn: asyncpg.Connection, *, sent: Sequence[Mapping[str, Any]],
                     failed: Sequence[Mapping[str, Any]] = ()) -> None:
@@ -205,7 +229,8 @@ class Relay(DueLoop):
         return [timeout if t in pending else t.exception() for t in tasks]
 
     async def stop(self) -> None:
-        """Let the hand-off finish what it holds (briefly: leases cover the rest), then stop the relay."""
+        """Let the hand-off finish what it holds (briefly: leases cover the rest) and mark what it
+        published, then stop the relay."""
         if self._handing is not None and not self._handing.done():
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._handing), 3.0)
@@ -213,6 +238,12 @@ class Relay(DueLoop):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._handing
         self._handing = None
+        if self._marking is not None:  # at most mark_delay_s away
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._marking, 3.0)
+            self._marking = None
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(self._mark_confirmed(), 3.0)
         await super().stop()
         await self._close_marker()
         if self._amqp is not None:

@@ -139,7 +139,7 @@ class Runtime:
         """Batched consumption for a queue whose handler keeps no order across messages (``None``: off).
         ``linger``: a batch not yet full waits ``HELPDESK_BATCH_LINGER_MS`` for more (False on the queues
         a ticket's first hops wait on, where latency is the promise); ``records``: a queue that only
-        records (review's facts, intake's timeline) waits ``HELPDESK_BATCH_LINGER_RECORDS_MS`` instead.
+        records (review's facts, intake's timeline, survey's schedule) waits ``HELPDESK_BATCH_LINGER_RECORDS_MS`` instead.
         ``prepare(msgs, tx)``: the batch's look-ups in one go, before its handlers
         (``shared.batching.Prepare``)."""
         if self.settings.batch_max <= 1:

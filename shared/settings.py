@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # two a new ticket's first hops wait on (intake.tickets, routing.tickets): fewer, larger transactions.
     batch_linger_ms: float = Field(10.0, ge=0, le=1000, alias="HELPDESK_BATCH_LINGER_MS")
     # The same for the queues that only record what happened, off every ticket's path (review's facts,
-    # intake's timeline): a ticket's events reach them over some tens of milliseconds, and at a paced rate
+    # intake's timeline, survey's schedule): a ticket's events reach them over some tens of milliseconds, and at a paced rate
     # waiting for them all turns a transaction per event into one per ticket.
     batch_linger_records_ms: float = Field(100.0, ge=0, le=5000, alias="HELPDESK_BATCH_LINGER_RECORDS_MS")
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")

@@ -136,36 +136,51 @@ class Tx:
                 await writer(self.conn, rows)
 
     async def _write_events(self) -> None:
+        """The staged events in one statement: each ticket's ``event_seq`` row moves on by its events (in
+        one lock order), and the outbox rows are written with their ``seq`` spliced into the body the
+        envelope serialised around it (``SEQ_MARK``) — byte for byte what the envelope with that ``seq``
+        would serialise to, without a round trip to learn the numbers first."""
         events, self._events = self._events, []
         counts: dict[str, int] = {}
+        index: list[int] = []  # each event's place among its ticket's events of this flush (1-based)
         for ticket_no, *_ in events:
             counts[ticket_no] = counts.get(ticket_no, 0) + 1
+            index.append(counts[ticket_no])
         tickets = sorted(counts)  # one lock order for the per-ticket sequence rows
-        rows = await self.conn.fetch(
-            f"INSERT INTO {self.service}.event_seq AS s (ticket_no, seq)"
-            " SELECT * FROM unnest($1::text[], $2::int[])"
-            " ON CONFLICT (ticket_no) DO UPDATE SET seq = s.seq + EXCLUDED.seq RETURNING ticket_no, seq",
-            tickets, [counts[t] for t in tickets])
-        next_seq = {r["ticket_no"]: r["seq"] - counts[r["ticket_no"]] + 1 for r in rows}
-        envelopes = []
-        for ticket_no, event_id, event, time in events:
-            seq = next_seq[ticket_no]
-            next_seq[ticket_no] = seq + 1
-            envelopes.append(envelope(self.service, ticket_no, seq, event_id, event, time))
-        bodies = [e.to_bytes() for e in envelopes]
+        envelopes = [envelope(self.service, ticket_no, SEQ_MARK, event_id, event, time)
+                     for ticket_no, event_id, event, time in events]
+        heads, tails = [], []
+        for e in envelopes:
+            head, mark, tail = e.to_bytes().partition(SEQ_TOKEN)
+            if not mark or SEQ_TOKEN in tail:  # cannot happen: a string escapes its quotes
+                raise ValueError(f"event {e.id}: its body does not hold the seq mark exactly once")
+            heads.append(head + b'"seq":')
+            tails.append(tail)
         # leased (lease_s > 0) until the committing process has published them (``Relay.hand``), or the
         # lease ends; without a lease the relay publishes them (NOTIFY)
         rows = await self.conn.fetch(
-            f"INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body, lease_until)"
-            " SELECT e, k, t, b, CASE WHEN $5::float8 > 0 THEN clock_timestamp() + make_interval(secs => $5::float8) END"
-            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[]) AS u(e, k, t, b)"
-            " RETURNING id, event_id::text AS event_id, created_at",
-            [e.id for e in envelopes], [e.type for e in envelopes], [e.ticket_no for e in envelopes], bodies,
+            f"WITH s AS (INSERT INTO {self.service}.event_seq AS q (ticket_no, seq)"
+            "   SELECT * FROM unnest($1::text[], $2::int[])"
+            "   ON CONFLICT (ticket_no) DO UPDATE SET seq = q.seq + EXCLUDED.seq RETURNING ticket_no, seq)"
+            f" INSERT INTO {self.service}.outbox (event_id, routing_key, ticket_no, body, lease_until)"
+            " SELECT u.e, u.k, u.t, u.h || convert_to((s.seq - u.c + u.i)::text, 'UTF8') || u.b,"
+            "   CASE WHEN $10::float8 > 0 THEN clock_timestamp() + make_interval(secs => $10::float8) END"
+            " FROM unnest($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::int[], $9::int[])"
+            "   WITH ORDINALITY AS u(e, k, t, h, b, i, c, n)"
+            " JOIN s ON s.ticket_no = u.t ORDER BY u.n"  # ids in staging order: the relay publishes by id
+            " RETURNING id, event_id::text AS event_id, body, created_at",
+            tickets, [counts[t] for t in tickets], [e.id for e in envelopes], [e.type for e in envelopes],
+            [e.ticket_no for e in envelopes], heads, tails, index, [counts[t] for t, *_ in events],
             float(self.lease_s))
+        written = {r["event_id"]: r for r in rows}
+        if len(written) != len(envelopes):
+            raise RuntimeError(f"{len(envelopes) - len(written)} outbox rows were not written")
+        for e, head, tail in zip(envelopes, heads, tails, strict=True):
+            body = written[e.id]["body"]
+            e.data["seq"] = int(body[len(head):len(body) - len(tail)])
         if self.lease_s > 0:
-            ids = {r["event_id"]: r for r in rows}
-            self.leased.extend({"id": ids[e.id]["id"], "event_id": e.id, "routing_key": e.type, "body": b,
-                                "created_at": ids[e.id]["created_at"]} for e, b in zip(envelopes, bodies, strict=True))
+            self.leased.extend({"id": r["id"], "event_id": e.id, "routing_key": e.type, "body": r["body"],
+                                "created_at": r["created_at"]} for e in envelopes for r in (written[e.id],))
         self.envelopes.extend(envelopes)
         if self.on_emitted:
             await self.on_emitted(self.conn, envelopes)
@@ -178,6 +193,11 @@ class Tx:
                 fn()
             except Exception as exc:  # noqa: BLE001 - committed already: an effect must not undo the acks
                 log.warning("after-commit hook failed", extra={"error": repr(exc)})
+
+
+SEQ_MARK = -7_340_032_119  # the seq an envelope is serialised with before its real one is known
+SEQ_TOKEN = f'"seq":{SEQ_MARK}'.encode()  # where it sits in the body: only ever the envelope's own key
+# (a string holding these characters is serialised with its quotes escaped, so cannot match)
 
 
 def envelope(service: str, ticket_no: str, seq: int, event_id: str, event: EventData,

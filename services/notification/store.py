@@ -119,14 +119,27 @@ async def add_deliveries(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) 
 
 # ---- deliveries: the worker's claim ----
 
-async def lock_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Due pending rows, locked for this transaction; rows other workers hold are skipped."""
+async def lock_due(conn: asyncpg.Connection, *, now: datetime, limit: int
+                   ) -> tuple[list[dict[str, Any]], datetime | None]:
+    """Due pending rows, locked for this transaction (rows other workers hold are skipped), and when the
+    earliest other pending row is due (None: there is none): the claim and the worker's next wake-up in
+    one statement."""
     rows = await conn.fetch(
-        f"SELECT {_ROW} FROM {S}.deliveries WHERE status = 'pending' AND next_attempt_at <= $1"
-        " ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        f"""WITH due AS (SELECT {_ROW}, next_attempt_at AS due_at FROM {S}.deliveries
+                         WHERE status = 'pending' AND next_attempt_at <= $1
+                         ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            SELECT due.*, (SELECT min(o.next_attempt_at) FROM {S}.deliveries o WHERE o.status = 'pending'
+                           AND o.id NOT IN (SELECT id FROM due)) AS next_other
+            FROM (SELECT 1) one LEFT JOIN due ON true ORDER BY due.due_at""",
         now, limit,
     )
-    return [_row(r) for r in rows]
+    due = []
+    for r in rows:
+        if r["id"] is not None:
+            row = _row(r)
+            del row["due_at"], row["next_other"]
+            due.append(row)
+    return due, rows[0]["next_other"]
 
 
 async def lock_rate_keys(conn: asyncpg.Connection, *, rate_keys: list[str]) -> None:
@@ -260,10 +273,6 @@ async def mark_dead_lettered(conn: asyncpg.Connection, *, ids: list[int], now: d
 
 
 # ---- reads ----
-
-async def next_due(conn: asyncpg.Connection) -> datetime | None:
-    return await conn.fetchval(f"SELECT min(next_attempt_at) FROM {S}.deliveries WHERE status = 'pending'")
-
 
 async def status_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(

@@ -60,13 +60,18 @@ class Worker(DueLoop):
         self._sem = asyncio.Semaphore(opts.worker_concurrency)
         self._outcomes: GroupCommit[tuple[dict[str, Any], store.Outcome]] = GroupCommit(self._write_outcomes)
         self._next_sweep = 0.0  # the first pass sweeps failed deliveries left undead-lettered
+        # when the earliest pending row comes due, as this pass's claims and outcomes left them: the other
+        # rows' next attempt (read with the claim), the holds, the leases and the retries it wrote. Only
+        # when to wake: the rows themselves say what is due (another worker's rows wake it within
+        # ``worker_poll_s``, as before)
+        self._due: datetime | None = None
 
     def attach(self, *, channels: dict[str, Channel], intake: contacts.IntakeContacts) -> None:
         """The senders, made at start (they hold HTTP clients); the loop starts after this."""
         self.channels, self.intake = channels, intake
 
     def on_error(self, exc: Exception) -> None:  # database or broker down: rows stay, try again
-        log.warning("delivery pass failed", extra={"error": repr(exc)})
+        log.warning("delivery pass failed: %r", exc, extra={"error": repr(exc)})
 
     async def pass_once(self) -> float | None:
         while await self.send_due() >= self.opts.worker_batch and not self.stopping:
@@ -75,9 +80,13 @@ class Worker(DueLoop):
             # sweep takes what that could not (broker down, a process killed in between), not every pass
             await self.dead_letter_failed()
             self._next_sweep = time.monotonic() + DEAD_LETTER_SWEEP_S
-        async with self.rt.pool.acquire() as conn:
-            due = await store.next_due(conn)
+        due, self._due = self._due, None
         return None if due is None else (due - self.clock()).total_seconds()
+
+    def _due_at(self, at: datetime | None) -> None:
+        """Note a moment a pending row comes due (the next wake-up is the earliest of the pass)."""
+        if at is not None and (self._due is None or at < self._due):
+            self._due = at
 
     # ---- one pass ----
 
@@ -105,7 +114,8 @@ class Worker(DueLoop):
     async def _claim(self, now: datetime) -> tuple[list[dict[str, Any]], int]:
         lease_until = now + timedelta(seconds=self.opts.lease_s)
         async with self.rt.pool.acquire() as conn, conn.transaction():  # no events, no inbox: a plain one
-            rows = await store.lock_due(conn, now=now, limit=self.opts.worker_batch)
+            rows, next_other = await store.lock_due(conn, now=now, limit=self.opts.worker_batch)
+            self._due_at(next_other)
             quiet = {r["id"]: until for r in rows if (until := self._quiet_until(r, now)) is not None}
             # the recipients with a limit, locked in one order (no deadlock between workers), then what
             # was attempted to them in the window: two statements for the claim
@@ -129,6 +139,8 @@ class Worker(DueLoop):
                 ready.append(row)
                 leased[row["rate_key"]] = leased.get(row["rate_key"], 0) + 1
             await store.hold(conn, holds)  # what must wait: one statement for the claim
+            for _, until, _ in holds:
+                self._due_at(until)
             for _, _, reason in holds:
                 metrics.HELD.labels(reason).inc()
             if ready:  # count the attempts and lease the rows: one statement
@@ -136,6 +148,7 @@ class Worker(DueLoop):
                                                       lease_until=lease_until)
                 for row in ready:
                     row["attempt"] = attempts[row["id"]]
+                self._due_at(lease_until)  # a lease that runs out (a send that never recorded) comes due
         return ready, len(rows)
 
     def _quiet_until(self, row: dict[str, Any], now: datetime) -> datetime | None:
@@ -193,6 +206,7 @@ class Worker(DueLoop):
         else:
             next_at = now + timedelta(seconds=domain.backoff_s(attempt, self.cfg.retry))
             outcome = store.Outcome(row["id"], attempt, "retry", now, masked, ms, error=reason or "", next_at=next_at)
+            self._due_at(next_at)
         await self._outcomes.submit((row, outcome))
         result = "sent" if error is None else ("failed" if final else "retry")
         metrics.ATTEMPTS.labels(ch, result).inc()

@@ -48,7 +48,9 @@ def build_runtime(settings: Settings | None = None, config: SurveyConfig | None 
     cfg = config or SurveyConfig()
     policy = Policy(timing=cfg.timing(), base_url=rt.settings.survey_base_url, window_days=cfg.repeat_window_days)
     queue = quorum_queue("survey.tickets", routing_key="ticket.resolved", delivery_limit=rt.settings.delivery_limit)
-    subscribe(rt, queue, EVENTS, handlers.build(rt, policy), batch=rt.batching())
+    # nobody waits on this queue within the second (a survey goes out hours after the resolution): it
+    # lingers as long as the queues that only record
+    subscribe(rt, queue, EVENTS, handlers.build(rt, policy), batch=rt.batching(records=True))
     rt.bindings.append((queue, EVENTS, ["ticket.created", "ticket.reopened"]))
     erased = quorum_queue("survey.customers", routing_key="customer.erased", delivery_limit=rt.settings.delivery_limit)
     subscribe(rt, erased, EVENTS, handlers.build_customers(rt))

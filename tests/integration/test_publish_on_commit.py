@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import orjson
 import pytest
 
@@ -179,3 +180,53 @@ async def test_off_the_relay_publishes_every_event(make_rt: Any, tap: Tap) -> No
         got = await pinged(rt, tap, "off", 2)
         assert all(r["lease_until"] is None and r["sent_at"] for r in got)  # no lease: NOTIFY woke the relay
     assert sum(claimed) >= 2
+
+
+def counted_marks(rt: Runtime) -> list[int]:
+    """How many rows each statement marking handed rows sent covered."""
+    marks: list[int] = []
+    relay = rt.relay
+    assert relay is not None
+    original = relay._mark
+
+    async def mark(conn: Any, *, sent: Any, failed: Any = ()) -> None:
+        if sent:
+            marks.append(len(sent))
+        await original(conn, sent=sent, failed=failed)
+    relay._mark = mark  # type: ignore[method-assign]
+    return marks
+
+
+async def test_the_rows_of_many_transactions_are_marked_sent_in_one_statement(make_rt: Any, tap: Tap) -> None:
+    rt = make_rt()
+    rt.relay.mark_delay_s = 1.0  # type: ignore[union-attr]  # every ping below commits well within it
+    marks = counted_marks(rt)
+    async with rt.running():
+        bodies = [f"group-{uuid.uuid4().hex[:6]}-{i}" for i in range(5)]
+        for b in bodies:  # five transactions, each handed to the relay on its commit
+            await ping(rt, b)
+        await tap.wait(set(bodies), 10)
+        assert set(bodies) <= set(tap.got)  # published at once, not held for the marking
+        got = await until_sent(rt, bodies)
+        assert len(got) == 5 and all(r["sent_at"] for r in got)
+    assert marks == [5]
+
+
+async def test_a_stopping_process_marks_what_it_published_before_it_goes(make_rt: Any, tap: Tap,
+                                                                         run_env: dict[str, str]) -> None:
+    rt = make_rt()
+    rt.relay.mark_delay_s = 60.0  # type: ignore[union-attr]  # only the stop can mark them
+    body = f"bye-{uuid.uuid4().hex[:6]}"
+    async with rt.running():
+        await ping(rt, body)
+        await tap.wait({body}, 10)
+        [row] = await rows(rt, [body])
+        assert row["sent_at"] is None  # confirmed, its mark still waiting
+    conn = await asyncpg.connect(run_env["DATABASE_URL"])
+    try:
+        sent_at = await conn.fetchval(
+            f"SELECT sent_at FROM {SERVICE}.outbox WHERE convert_from(body, 'UTF8')::jsonb -> 'data' ->> 'body' = $1",
+            body)
+    finally:
+        await conn.close()
+    assert sent_at is not None  # so no relay publishes it again once its lease ends

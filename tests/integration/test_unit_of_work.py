@@ -193,3 +193,32 @@ async def test_a_rolled_back_unit_leaves_nothing_and_its_retry_applies_once(rt):
         got = await table(rt)
         assert got["effects"] == ["r1"] and got["inbox"] == ["r1"] and got["seqs"] == {"T-r1": 1}
         assert len(got["outbox"]) == 1 and counted == ["r1"]
+
+
+async def test_each_tickets_events_are_numbered_in_order_and_their_bodies_are_the_envelopes_own(rt):  # noqa: ANN001
+    """One flush writes the seq increments and the outbox rows in one statement, splicing each event's
+    seq into its body: the numbers run on across transactions, per ticket, in emit order, and every
+    body is byte for byte the envelope serialised with its seq (what a consumer parses)."""
+    from shared.envelope import CloudEvent
+
+    async with rt.running():
+        await clear(rt)
+        async with rt.unit() as u:
+            for i, t in enumerate(["T-a", "T-b", "T-a", "T-a", "T-b"]):
+                u.emit(t, Noted(body=f"1-{i}"))
+        async with rt.unit() as u:
+            u.emit("T-b", Noted(body='2-0 "seq":-7340032119 a string that looks like the mark'))
+            u.emit("T-a", Noted(body="2-1"))
+            tx = u.tx
+        async with rt.pool.acquire() as conn:
+            rows = await conn.fetch(f"SELECT id, ticket_no, body FROM {SERVICE}.outbox ORDER BY id")
+            seqs = {r["ticket_no"]: r["seq"] for r in await conn.fetch(f"SELECT * FROM {SERVICE}.event_seq")}
+    got = [(r["ticket_no"], orjson.loads(r["body"])["data"]["body"], orjson.loads(r["body"])["data"]["seq"])
+           for r in rows]
+    assert got == [("T-a", "1-0", 1), ("T-b", "1-1", 1), ("T-a", "1-2", 2), ("T-a", "1-3", 3), ("T-b", "1-4", 2),
+                   ("T-b", '2-0 "seq":-7340032119 a string that looks like the mark', 3), ("T-a", "2-1", 4)]
+    assert seqs == {"T-a": 4, "T-b": 3}
+    for r in rows:
+        event = CloudEvent.from_bytes(r["body"])
+        assert bytes(r["body"]) == event.to_bytes()  # nothing but the envelope's own serialisation
+    assert [e.data["seq"] for e in tx.envelopes] == [3, 4]  # what the hook (intake's timeline) is given

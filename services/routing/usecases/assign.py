@@ -133,12 +133,16 @@ async def _place_new(u: Unit, rules: RuleSet, row: asyncpg.Record, d: domain.Dec
     ``row`` is the ticket as inserted: a drain that did not assign it left it unchanged."""
     no = row["ticket_no"]
     await lock(u, [department])
-    if department and await staffed(u, department):
+    if department:
+        # the drain first: when it assigns the ticket (the common case) the roster need not be asked about;
+        # when it does not, an empty roster (nobody could take it) is escalated, a full one leaves it queued
         assigned = await drain(u, department, pending,
                                emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
-        if no not in assigned:
+        if no in assigned:
+            return
+        if await staffed(u, department):
             await _emit_new(u, row, pending, d)
-        return
+            return
     if department:
         why = f"department {department} has nobody on its roster; queued there"
     elif d.cross_department:
