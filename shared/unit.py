@@ -74,10 +74,7 @@ class Tx:
         if key in self._seen:
             return False
         if message_id in self.batch_ids:
-            known = self._known.get(consumer)
-            if known is None:
-                known = self._known[consumer] = await self._prefetch(consumer)
-            if message_id in known:
+            if message_id in await self.processed(consumer):
                 return False
             self._claims.append(key)
         elif not await self.conn.fetchval(
@@ -87,6 +84,14 @@ class Tx:
             return False
         self._seen.add(key)
         return True
+
+    async def processed(self, consumer: str) -> set[str]:
+        """The batch's message ids ``consumer`` had processed before this transaction (read once, one
+        statement; its claims reuse it): for a ``prepare`` that must leave those messages out."""
+        known = self._known.get(consumer)
+        if known is None:
+            known = self._known[consumer] = await self._prefetch(consumer) if self.batch_ids else set()
+        return known
 
     async def _prefetch(self, consumer: str) -> set[str]:
         rows = await self.conn.fetch(

@@ -32,10 +32,10 @@ def build_runtime(settings: Settings | None = None,
     rt = Runtime(SERVICE, settings or Settings(), Path(__file__).parent / "migrations")
     limit = rt.settings.delivery_limit
     ready = asyncio.Event()
-    on_ticket, on_signal = handlers.build(rt, rules, ready)
+    on_ticket, on_signal, prepare = handlers.build(rt, rules, ready)
     tickets_q = quorum_queue("routing.tickets", routing_key=handlers.TICKET_KEYS[0], delivery_limit=limit)
     signals_q = quorum_queue("routing.signals", routing_key=handlers.SIGNAL_KEYS[0], delivery_limit=limit)
-    subscribe(rt, tickets_q, EVENTS, on_ticket, batch=rt.batching(linger=False))
+    subscribe(rt, tickets_q, EVENTS, on_ticket, batch=rt.batching(linger=False, prepare=prepare))
     subscribe(rt, signals_q, EVENTS, on_signal)
     rt.bindings.append((tickets_q, EVENTS, handlers.TICKET_KEYS[1:]))
     rt.bindings.append((signals_q, EVENTS, handlers.SIGNAL_KEYS[1:]))

@@ -10,6 +10,7 @@ from faststream.rabbit.message import RabbitMessage
 
 from services.routing.usecases import assign, escalate
 from services.routing.config import RuleSet
+from shared.batching import decode_batch, decoded
 from shared.envelope import CloudEvent
 from shared.errors import DomainError
 from shared.runtime import Runtime
@@ -32,13 +33,24 @@ def _event(msg: RabbitMessage, allowed: list[str]) -> CloudEvent:
 def build(rt: Runtime, rules: RuleSet, ready: asyncio.Event):
     """``ready`` is set once the configuration is in the database (consumers start a moment before)."""
 
+    def ticket_event(msg: RabbitMessage) -> CloudEvent:
+        return _event(msg, TICKET_KEYS)
+
+    async def prepare(msgs: list[RabbitMessage], tx: Tx) -> None:
+        """A batch's events decoded once (kept for their handlers) and its new tickets inserted in one
+        statement (``assign.prepare_created``); an event that does not decode is left to its handler."""
+        if not ready.is_set():
+            await asyncio.wait_for(ready.wait(), 30)
+        await assign.prepare_created(rules, decode_batch(msgs, tx, ticket_event), tx)
+
     async def on_ticket(msg: RabbitMessage, tx: Tx | None) -> None:
         """Ticket lifecycle events: ``ticket.created`` is classified, prioritised and assigned
         (``ticket.routed``); ``ticket.reprioritized`` / ``ticket.reopened`` re-route it;
         ``ticket.resolved`` / ``ticket.closed`` free the assignee's slot for the oldest queued ticket;
         ``ticket.escalation_requested`` becomes ``ticket.escalated``."""
-        event = _event(msg, TICKET_KEYS)
-        await asyncio.wait_for(ready.wait(), 30)
+        event = decoded(msg, tx, ticket_event)
+        if not ready.is_set():  # (a wait_for is a task of its own per message)
+            await asyncio.wait_for(ready.wait(), 30)
         match event.type:
             case "ticket.created":
                 await assign.route_created(rt, rules, event, within=tx)
@@ -57,7 +69,8 @@ def build(rt: Runtime, rules: RuleSet, ready: asyncio.Event):
         """``sla.warning`` -> the assignee's lead; ``sla.breached`` -> the department supervisor, then the
         manager; ``survey.negative`` -> the manager (call back within the hour): ``ticket.escalated``."""
         event = _event(msg, SIGNAL_KEYS)
-        await asyncio.wait_for(ready.wait(), 30)
+        if not ready.is_set():  # (a wait_for is a task of its own per message)
+            await asyncio.wait_for(ready.wait(), 30)
         await escalate.on_signal(rt, rules, event, within=tx)
 
-    return on_ticket, on_signal
+    return on_ticket, on_signal, prepare

@@ -135,15 +135,30 @@ async def has_agents(conn: asyncpg.Connection, *, department: str) -> bool:
 
 # ---- tickets ----
 
-async def insert_ticket(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record | None:
-    """Insert routing's row for a new ticket and return it (so it need not be read again); None when it
-    exists (a second ``ticket.created``)."""
-    cols = list(fields)
-    return await conn.fetchrow(
-        f"INSERT INTO {S}.tickets ({', '.join(cols)}) VALUES ({', '.join(f'${i}' for i in range(1, len(cols) + 1))})"
+_NEW = {"ticket_no": "text", "channel": "text", "tier": "text", "urgency": "text", "impact": "text",
+        "complaint": "bool", "category": "text", "priority": "text", "department": "text", "rule": "text",
+        "state": "text", "rules_version": "text", "queued_at": "timestamptz"}
+
+
+async def insert_tickets(conn: asyncpg.Connection, tickets: list[dict[str, Any]]) -> dict[str, asyncpg.Record]:
+    """Insert routing's rows for new tickets (``_NEW``'s fields each), one statement for the lot, and
+    return them by ticket number (so they need not be read again); a ticket whose row exists (a second
+    ``ticket.created``) is left out. Inserted in the order given."""
+    cols = list(_NEW)
+    rows = await conn.fetch(
+        f"INSERT INTO {S}.tickets ({', '.join(cols)})"
+        f" SELECT {', '.join(f'u.{c}' for c in cols)} FROM unnest("
+        f"{', '.join(f'${i}::{_NEW[c]}[]' for i, c in enumerate(cols, start=1))})"
+        f" WITH ORDINALITY AS u({', '.join(cols)}, n) ORDER BY u.n"
         " ON CONFLICT (ticket_no) DO NOTHING RETURNING *",
-        *(fields[c] for c in cols),
+        *([t[c] for t in tickets] for c in cols),
     )
+    return {r["ticket_no"]: r for r in rows}
+
+
+async def insert_ticket(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record | None:
+    """``insert_tickets`` for one ticket: its row, or None when it exists (a second ``ticket.created``)."""
+    return (await insert_tickets(conn, [fields])).get(fields["ticket_no"])
 
 
 async def get_ticket(conn: asyncpg.Connection, *, ticket_no: str, for_update: bool = False) -> asyncpg.Record | None:

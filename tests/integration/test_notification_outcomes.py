@@ -126,3 +126,48 @@ async def test_a_row_the_ctid_probe_misses_is_written_by_id(schema: Any, monkeyp
     row = await conn.fetchrow(f"SELECT held, next_attempt_at, last_error FROM {name}.deliveries WHERE id = $1", ids[1])
     assert (row["held"], row["next_attempt_at"], row["last_error"]) == ("retry", NOW + timedelta(minutes=5),
                                                                         "gateway said 1")
+
+
+async def test_the_claim_says_when_the_earliest_other_pending_row_comes_due(schema: Any) -> None:
+    """``lock_due`` claims the due rows and, in the same statement, reads when the worker must wake next:
+    the earliest pending row it did not claim (a held or leased one, or a due one beyond its limit)."""
+    conn, name = schema
+    ids = await _deliveries(conn, name, 4, "due")
+    times = [NOW - timedelta(minutes=2), NOW - timedelta(minutes=1), NOW + timedelta(minutes=5), NOW - timedelta(hours=1)]
+    for i, at in zip(ids, times, strict=True):
+        await conn.execute(f"UPDATE {name}.deliveries SET next_attempt_at = $2 WHERE id = $1", i, at)
+    await conn.execute(f"UPDATE {name}.deliveries SET status = 'sent' WHERE id = $1", ids[3])  # not pending
+    async with conn.transaction():
+        rows, due = await store.lock_due(conn, now=NOW, limit=1)
+        assert [r["id"] for r in rows] == [ids[0]] and due == times[1]
+        assert set(rows[0]) == set(store._COLUMNS)  # the row as before, nothing of the wake-up read in it
+    async with conn.transaction():
+        rows, due = await store.lock_due(conn, now=NOW, limit=10)
+        assert [r["id"] for r in rows] == ids[:2] and due == times[2]
+    await conn.execute(f"UPDATE {name}.deliveries SET status = 'sent' WHERE id = ANY($1)", ids)
+    async with conn.transaction():
+        assert await store.lock_due(conn, now=NOW, limit=10) == ([], None)
+
+
+async def test_a_worker_pass_sleeps_until_the_earliest_moment_its_claims_and_outcomes_left() -> None:
+    """The worker's next wake-up comes from its pass (claims, holds, leases, retries written), with no
+    statement of its own; the next pass starts afresh."""
+    from types import SimpleNamespace
+
+    from services.notification.worker import Worker
+
+    w = Worker.__new__(Worker)
+    w._due, w.clock, w.stopping, w._next_sweep = None, lambda: NOW, False, float("inf")
+    w.opts = SimpleNamespace(worker_batch=10)  # type: ignore[assignment]
+
+    async def send_due() -> int:  # what a claim (the other rows, a lease) and a retry outcome note
+        for s in (30, 3, None, 7):
+            w._due_at(None if s is None else NOW + timedelta(seconds=s))
+        return 1
+    w.send_due = send_due  # type: ignore[method-assign]
+    assert await w.pass_once() == 3.0
+
+    async def nothing() -> int:
+        return 0
+    w.send_due = nothing  # type: ignore[method-assign]
+    assert await w.pass_once() is None  # nothing pending: sleep the poll interval

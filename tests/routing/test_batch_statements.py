@@ -53,3 +53,43 @@ async def test_a_batch_of_new_tickets(routing: Any) -> None:
     assert [(said[n]["state"], said[n]["assignee"], said[n]["reason"]) for n in nos] == \
         [("assigned", a, "created") for a in assignees] + [("queued", None, "created")] * 2
     assert {said[n]["department"] for n in nos} == {"technical"}
+
+
+async def test_a_batch_inserts_its_new_tickets_in_one_statement_and_announces_each_once(routing: Any) -> None:
+    """With the batch's prepare, the new tickets are inserted together before the handlers run; the first
+    ticket's drain then assigns the later ones too (oldest first), each announced once, as ``created``, and
+    their own handlers find nothing left to do. A copy of a message, a message the consumer processed
+    before and a second ``ticket.created`` for a ticket change nothing. Decided exactly as above."""
+    rt, rules = routing.rt, routing.app.state.rules
+    await slate(routing, TECH)
+    nos = [new_ticket_no() for _ in range(6)]
+    events = [created(no, subject="设备故障", description="屏幕报错") for no in nos]
+    again = created(nos[0], subject="另一条", description="屏幕报错")  # the same ticket, another event
+    seen_before = created(new_ticket_no(), subject="设备故障")
+    async with rt.unit(consumer=assign.CONSUMER, message_id=seen_before.id) as u:
+        assert not u.duplicate  # processed earlier (its ticket never inserted: so a re-insert would show)
+    batch = [*events[:3], events[1], again, seen_before, *events[3:]]
+    async with rt.transaction(batch_ids=[e.id for e in batch]) as tx:
+        tx.conn = counting = Counting(tx.conn, "routing")
+        await assign.prepare_created(rules, batch, tx)
+        for e in batch:
+            await assign.route_created(rt, rules, e, within=tx)
+    rows = {r["ticket_no"]: r for r in await rt.pool.fetch(
+        "SELECT ticket_no, state, assignee FROM routing.tickets WHERE ticket_no = ANY($1)",
+        [*nos, seen_before.ticket_no])}
+    assert set(rows) == set(nos)
+    assert [rows[n]["state"] for n in nos] == ["assigned"] * 4 + ["queued"] * 2
+    assignees = [rows[n]["assignee"] for n in nos[:4]]
+    assert assignees in (["t-a", "t-b", "t-a", "t-b"], ["t-b", "t-a", "t-b", "t-a"])
+    history = await rt.pool.fetch("SELECT ticket_no, action, agent FROM routing.assignments"
+                                  " WHERE ticket_no = ANY($1) ORDER BY id", nos)
+    assert [(h["ticket_no"], h["action"], h["agent"]) for h in history] == \
+        [(n, "created", a) for n, a in zip(nos, assignees + [None, None], strict=True)]
+    assert dict(await rt.pool.fetch("SELECT id, load FROM routing.agents")) == {"t-a": 2, "t-b": 2}
+    outbox = await rt.pool.fetch("SELECT ticket_no, body FROM routing.outbox WHERE ticket_no = ANY($1)", nos)
+    assert sorted(r["ticket_no"] for r in outbox) == sorted(nos)  # one ticket.routed each
+    said = {r["ticket_no"]: orjson.loads(r["body"])["data"] for r in outbox}
+    assert [(said[n]["state"], said[n]["assignee"], said[n]["reason"]) for n in nos] == \
+        [("assigned", a, "created") for a in assignees] + [("queued", None, "created")] * 2
+    inserts = [s for s in counting.statements if s[:2] == ("INSERT", "tickets")]
+    assert len(inserts) == 2, counting.statements  # the batch's, and the second ticket.created's own try

@@ -23,7 +23,7 @@ from services.routing.metrics import Pending
 from shared.envelope import CloudEvent
 from shared.events import TicketCreated, TicketDiagnosed, TicketEscalationRequested, TicketReprioritized
 from shared.runtime import Runtime
-from shared.unit import Unit, Within
+from shared.unit import Tx, Unit, Within
 
 SERVICE = "routing"
 CONSUMER = "tickets"
@@ -76,17 +76,21 @@ async def _assign(u: Unit, ticket_no: str, agent_id: str) -> asyncpg.Record:
 async def drain(u: Unit, department: str | None, pending: Pending,
                 emit: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
     """Assign queued tickets of ``department``, oldest first, while an agent has room. The department
-    must be locked. Emits ``ticket.routed`` for each (reason ``dequeued`` unless ``emit`` says)."""
+    must be locked. Emits ``ticket.routed`` for each: reason ``dequeued``, unless ``emit`` says, or the
+    ticket is one of the batch's new ones its own unit has not placed yet (announced as ``created``)."""
     assigned: list[str] = []
     more = bool(department)
+    unplaced = u.memo.get(UNPLACED, {})  # a batch's new tickets their own units have not placed yet
     while more:
         # one statement per assignment; it also says whether more are queued, so an emptied queue (the
         # common case after a placement) ends the loop without another round trip
         t, more = await store.assign_next(u.conn, department=department)  # type: ignore[arg-type]
         if t is None:
             break
-        await emit_routed(u, t, pending, **(emit or {}).get(t["ticket_no"], {"reason": "dequeued"}))
-        assigned.append(t["ticket_no"])
+        no = t["ticket_no"]
+        how = (emit or {}).get(no) or unplaced.pop(no, None) or {"reason": "dequeued"}
+        await emit_routed(u, t, pending, **how)
+        assigned.append(no)
     return assigned
 
 
@@ -97,32 +101,77 @@ async def _ticket(u: Unit, ticket_no: str) -> asyncpg.Record:
     return t
 
 
+INSERTED = "routing.inserted"  # memo: ticket_no -> its row as the batch's prepare inserted it (None: it existed)
+UNPLACED = "routing.unplaced"  # memo: inserted tickets no unit has placed yet -> how their announcement reads
+
+
+class New:
+    """A ``ticket.created`` decoded and decided: the payload, the classification facts, the decision."""
+
+    def __init__(self, rules: RuleSet, event: CloudEvent) -> None:
+        self.event, self.no = event, event.ticket_no
+        data = self.data = TicketCreated.model_validate(event.data)
+        complaint = self.complaint = data.complaint or None
+        self.facts = domain.Facts(subject=data.subject, description=data.description, kind=data.kind,
+                                  complaint_type=(complaint or {}).get("type") if complaint else None,
+                                  urgency=data.urgency, tier=data.customer.tier, impact=data.impact,
+                                  service_type=data.service_type,
+                                  entitlement=data.warranty.entitlement if data.warranty else None)
+        d = self.decision = domain.decide(rules, self.facts)
+        self.department = None if d.cross_department else d.department
+
+    def row(self, rules: RuleSet) -> dict[str, Any]:
+        """Routing's row for the new ticket (``store.insert_tickets``)."""
+        data, d = self.data, self.decision
+        return {"ticket_no": self.no, "channel": data.channel, "tier": data.customer.tier,
+                "urgency": self.facts.urgency, "impact": data.impact, "complaint": bool(self.complaint),
+                "category": d.category, "priority": d.priority, "department": self.department, "rule": d.rule,
+                "state": "queued" if self.department else "unassigned", "rules_version": rules.version,
+                "queued_at": self.event.time if self.department else None}
+
+
+async def prepare_created(rules: RuleSet, events: list[CloudEvent], u: Unit | Tx) -> None:
+    """A batch's new tickets inserted in one statement before its handlers run (``route_created`` then
+    finds its row in the memo). Messages this consumer already processed are left out (their tickets
+    exist). Until its own handler places it, an inserted ticket is queued like any other: a drain of an
+    earlier unit that assigns it announces it as that handler would have (``UNPLACED``), and the handler
+    then has nothing left to do."""
+    tx = u.tx if isinstance(u, Unit) else u
+    done = await tx.processed(CONSUMER)  # the inbox read the handlers' claims then reuse
+    new: dict[str, New] = {}
+    for event in events:
+        if event.type == "ticket.created" and event.ticket_no and event.id not in done and event.ticket_no not in new:
+            try:
+                new[event.ticket_no] = New(rules, event)
+            except ValueError:  # not valid: its handler refuses it alone
+                continue
+    if not new:
+        return
+    rows = await store.insert_tickets(tx.conn, [n.row(rules) for n in new.values()])
+    tx.memo[INSERTED] = {no: rows.get(no) for no in new}
+    tx.memo[UNPLACED] = {no: {"reason": "created", "priority_rule": n.decision.priority_rule}
+                         for no, n in new.items() if no in rows}
+    tx.memo.update({("routing.new", n.event.id): n for n in new.values()})
+
+
 async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """Classify, prioritise and assign a new ticket (or queue it, or escalate it when no department can)."""
-    data = TicketCreated.model_validate(event.data)
-    no = event.ticket_no
-    complaint = data.complaint or None
-    facts = domain.Facts(subject=data.subject, description=data.description, kind=data.kind,
-                         complaint_type=(complaint or {}).get("type") if complaint else None,
-                         urgency=data.urgency, tier=data.customer.tier, impact=data.impact,
-                         service_type=data.service_type,
-                         entitlement=data.warranty.entitlement if data.warranty else None)
-    d = domain.decide(rules, facts)
     async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
+        n = u.memo.pop(("routing.new", event.id), None) or New(rules, event)
         if u.duplicate:
             return
-        department = None if d.cross_department else d.department
-        state = "queued" if department else "unassigned"
-        row = await store.insert_ticket(
-            u.conn, ticket_no=no, channel=data.channel, tier=data.customer.tier, urgency=facts.urgency,
-            impact=data.impact, complaint=bool(complaint), category=d.category, priority=d.priority,
-            department=department, rule=d.rule, state=state, rules_version=rules.version,
-            queued_at=event.time if department else None,
-        )
+        d, no = n.decision, n.no
+        inserted = u.memo.get(INSERTED, {})
+        prepared = no in inserted
+        row = inserted.pop(no) if prepared else await store.insert_ticket(u.conn, **n.row(rules))
         if row is None:
             return  # another ticket.created for the same ticket (a different event id): routed already
-        pending.created(data.channel, d.category)
-        await _place_new(u, rules, row, d, department, pending)
+        pending.created(n.data.channel, d.category)
+        unplaced = u.memo.get(UNPLACED, {})
+        if prepared and no not in unplaced:
+            return  # assigned, and announced as created, by an earlier unit's drain in this transaction
+        unplaced.pop(no, None)
+        await _place_new(u, rules, row, d, n.department, pending)
     log.info("ticket routed", extra={"ticket_no": no, "category": d.category, "priority": d.priority,
                                      "department": d.department, "rule": d.rule})
 
