@@ -21,6 +21,7 @@ from services.routing.usecases.escalate import NotYetKnown, escalate
 from services.routing.events import Routed
 from services.routing.metrics import Pending
 from shared.envelope import CloudEvent
+from shared.errors import DomainError
 from shared.events import TicketCreated, TicketDiagnosed, TicketEscalationRequested, TicketReprioritized
 from shared.runtime import Runtime
 from shared.unit import Tx, Unit, Within
@@ -143,7 +144,7 @@ async def prepare_created(rules: RuleSet, events: list[CloudEvent], u: Unit | Tx
         if event.type == "ticket.created" and event.ticket_no and event.id not in done and event.ticket_no not in new:
             try:
                 new[event.ticket_no] = New(rules, event)
-            except ValueError:  # not valid: its handler refuses it alone
+            except (ValueError, DomainError):  # not valid: its handler refuses it alone
                 continue
     if not new:
         return
@@ -156,8 +157,8 @@ async def prepare_created(rules: RuleSet, events: list[CloudEvent], u: Unit | Tx
 
 async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """Classify, prioritise and assign a new ticket (or queue it, or escalate it when no department can)."""
+    n = (within.memo.pop(("routing.new", event.id), None) if within is not None else None) or New(rules, event)
     async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
-        n = u.memo.pop(("routing.new", event.id), None) or New(rules, event)
         if u.duplicate:
             return
         d, no = n.decision, n.no
