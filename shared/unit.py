@@ -157,8 +157,9 @@ class Tx:
         heads, tails = [], []
         for e in envelopes:
             head, mark, tail = e.to_bytes().partition(SEQ_TOKEN)
-            if not mark or SEQ_TOKEN in tail:  # cannot happen: a string escapes its quotes
-                raise ValueError(f"event {e.id}: its body does not hold the seq mark exactly once")
+            if not mark or SEQ_TOKEN in tail:  # cannot happen (a string escapes its quotes): a bug, so a
+                # RuntimeError (retried), never a ValueError (the message's fault: dead-lettered)
+                raise RuntimeError(f"event {e.id}: its body does not hold the seq mark exactly once")
             heads.append(head + b'"seq":')
             tails.append(tail)
         # leased (lease_s > 0) until the committing process has published them (``Relay.hand``), or the
@@ -181,11 +182,11 @@ class Tx:
         if len(written) != len(envelopes):
             raise RuntimeError(f"{len(envelopes) - len(written)} outbox rows were not written")
         for e, head, tail in zip(envelopes, heads, tails, strict=True):
-            body = written[e.id]["body"]
-            e.data["seq"] = int(body[len(head):len(body) - len(tail)])
-        if self.lease_s > 0:
-            self.leased.extend({"id": r["id"], "event_id": e.id, "routing_key": e.type, "body": r["body"],
-                                "created_at": r["created_at"]} for e in envelopes for r in (written[e.id],))
+            r = written[e.id]
+            e.data["seq"] = int(r["body"][len(head):len(r["body"]) - len(tail)])  # what the statement spliced in
+            if self.lease_s > 0:
+                self.leased.append({"id": r["id"], "event_id": e.id, "routing_key": e.type, "body": r["body"],
+                                    "created_at": r["created_at"]})
         self.envelopes.extend(envelopes)
         if self.on_emitted:
             await self.on_emitted(self.conn, envelopes)

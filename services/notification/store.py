@@ -133,13 +133,7 @@ async def lock_due(conn: asyncpg.Connection, *, now: datetime, limit: int
             FROM (SELECT 1) one LEFT JOIN due ON true ORDER BY due.due_at""",
         now, limit,
     )
-    due = []
-    for r in rows:
-        if r["id"] is not None:
-            row = _row(r)
-            del row["due_at"], row["next_other"]
-            due.append(row)
-    return due, rows[0]["next_other"]
+    return [_row({c: r[c] for c in _COLUMNS}) for r in rows if r["id"] is not None], rows[0]["next_other"]
 
 
 async def lock_rate_keys(conn: asyncpg.Connection, *, rate_keys: list[str]) -> None:

@@ -61,9 +61,9 @@ class Worker(DueLoop):
         self._outcomes: GroupCommit[tuple[dict[str, Any], store.Outcome]] = GroupCommit(self._write_outcomes)
         self._next_sweep = 0.0  # the first pass sweeps failed deliveries left undead-lettered
         # when the earliest pending row comes due, as this pass's claims and outcomes left them: the other
-        # rows' next attempt (read with the claim), the holds, the leases and the retries it wrote. Only
-        # when to wake: the rows themselves say what is due (another worker's rows wake it within
-        # ``worker_poll_s``, as before)
+        # rows' next attempt (read with the claim), the holds and the retries it wrote. Only when to wake:
+        # the rows themselves say what is due, and the loop never sleeps longer than ``worker_poll_s``
+        # (another worker's rows, a lease that runs out)
         self._due: datetime | None = None
 
     def attach(self, *, channels: dict[str, Channel], intake: contacts.IntakeContacts) -> None:
@@ -71,17 +71,17 @@ class Worker(DueLoop):
         self.channels, self.intake = channels, intake
 
     def on_error(self, exc: Exception) -> None:  # database or broker down: rows stay, try again
-        log.warning("delivery pass failed: %r", exc, extra={"error": repr(exc)})
+        log.warning("delivery pass failed", extra={"error": repr(exc)})
 
     async def pass_once(self) -> float | None:
+        self._due = None  # this pass's own (a failed pass's notes are dropped with it)
         while await self.send_due() >= self.opts.worker_batch and not self.stopping:
             pass
         if time.monotonic() >= self._next_sweep:  # a final failure dead-letters itself (``_deliver``): this
             # sweep takes what that could not (broker down, a process killed in between), not every pass
             await self.dead_letter_failed()
             self._next_sweep = time.monotonic() + DEAD_LETTER_SWEEP_S
-        due, self._due = self._due, None
-        return None if due is None else (due - self.clock()).total_seconds()
+        return None if self._due is None else (self._due - self.clock()).total_seconds()
 
     def _due_at(self, at: datetime | None) -> None:
         """Note a moment a pending row comes due (the next wake-up is the earliest of the pass)."""
@@ -148,7 +148,6 @@ class Worker(DueLoop):
                                                       lease_until=lease_until)
                 for row in ready:
                     row["attempt"] = attempts[row["id"]]
-                self._due_at(lease_until)  # a lease that runs out (a send that never recorded) comes due
         return ready, len(rows)
 
     def _quiet_until(self, row: dict[str, Any], now: datetime) -> datetime | None:

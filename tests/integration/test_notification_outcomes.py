@@ -150,8 +150,8 @@ async def test_the_claim_says_when_the_earliest_other_pending_row_comes_due(sche
 
 
 async def test_a_worker_pass_sleeps_until_the_earliest_moment_its_claims_and_outcomes_left() -> None:
-    """The worker's next wake-up comes from its pass (claims, holds, leases, retries written), with no
-    statement of its own; the next pass starts afresh."""
+    """The worker's next wake-up comes from its pass (claims, holds, retries written), with no statement
+    of its own; the next pass starts afresh."""
     from types import SimpleNamespace
 
     from services.notification.worker import Worker
@@ -171,3 +171,38 @@ async def test_a_worker_pass_sleeps_until_the_earliest_moment_its_claims_and_out
         return 0
     w.send_due = nothing  # type: ignore[method-assign]
     assert await w.pass_once() is None  # nothing pending: sleep the poll interval
+
+
+async def test_a_claim_notes_the_next_unclaimed_row_and_its_holds_for_the_wake_up(
+        schema: Any, run_env: dict[str, str]) -> None:
+    """The worker's claim on the real schema: what it holds back (the recipient's rate limit) and the
+    next pending row it did not claim are what its pass then sleeps until — the earliest of them."""
+    from types import SimpleNamespace
+
+    from services.notification.config import RateLimit
+    from services.notification.worker import Worker
+
+    conn, name = schema
+    ids = await _deliveries(conn, name, 3, "wake")  # one recipient, rate key customer:1
+    later = NOW + timedelta(minutes=5)
+    for i, at in zip(ids, [NOW - timedelta(minutes=2), NOW - timedelta(minutes=1), later], strict=True):
+        await conn.execute(f"UPDATE {name}.deliveries SET next_attempt_at = $2 WHERE id = $1", i, at)
+    pool = await asyncpg.create_pool(run_env["DATABASE_URL"], min_size=1, max_size=1)
+    try:
+        w = Worker.__new__(Worker)
+        w.rt = SimpleNamespace(pool=pool)  # type: ignore[assignment]
+        w.cfg = SimpleNamespace(rate_limit=RateLimit(customer=1, window_s=600))  # type: ignore[assignment]
+        w.opts = SimpleNamespace(worker_batch=10, lease_s=60)  # type: ignore[assignment]
+        w._due = None
+        ready, claimed = await w._claim(NOW)
+        assert [r["id"] for r in ready] == [ids[0]] and claimed == 2
+        held = await conn.fetchval(f"SELECT next_attempt_at FROM {name}.deliveries WHERE id = $1", ids[1])
+        assert held > later and w._due == later  # the unclaimed row comes due first
+        await conn.execute(f"UPDATE {name}.deliveries SET status = 'sent' WHERE id = ANY($1)", [ids[0], ids[2]])
+        await conn.execute(f"UPDATE {name}.deliveries SET next_attempt_at = $2 WHERE id = $1", ids[1], NOW)
+        w._due = None
+        ready, claimed = await w._claim(NOW)  # the limit still holds it: the hold is the next moment
+        held = await conn.fetchval(f"SELECT next_attempt_at FROM {name}.deliveries WHERE id = $1", ids[1])
+        assert ready == [] and claimed == 1 and held > NOW and w._due == held
+    finally:
+        await pool.close()

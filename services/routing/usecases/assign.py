@@ -9,6 +9,7 @@ department's row locked (``store.lock_departments``), and queued tickets are tak
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -81,7 +82,7 @@ async def drain(u: Unit, department: str | None, pending: Pending,
     ticket is one of the batch's new ones its own unit has not placed yet (announced as ``created``)."""
     assigned: list[str] = []
     more = bool(department)
-    unplaced = u.memo.get(UNPLACED, {})  # a batch's new tickets their own units have not placed yet
+    prepared: dict[str, Prepared] = u.memo.get(PREPARED, {})  # a batch's new tickets not placed by their units yet
     while more:
         # one statement per assignment; it also says whether more are queued, so an emptied queue (the
         # common case after a placement) ends the loop without another round trip
@@ -89,8 +90,10 @@ async def drain(u: Unit, department: str | None, pending: Pending,
         if t is None:
             break
         no = t["ticket_no"]
-        how = (emit or {}).get(no) or unplaced.pop(no, None) or {"reason": "dequeued"}
-        await emit_routed(u, t, pending, **how)
+        how = (emit or {}).get(no)
+        if how is None and (p := prepared.get(no)) is not None and not p.placed:
+            p.placed, how = True, p.new.announced()  # as its own unit would have announced it
+        await emit_routed(u, t, pending, **(how or {"reason": "dequeued"}))
         assigned.append(no)
     return assigned
 
@@ -102,15 +105,15 @@ async def _ticket(u: Unit, ticket_no: str) -> asyncpg.Record:
     return t
 
 
-INSERTED = "routing.inserted"  # memo: ticket_no -> its row as the batch's prepare inserted it (None: it existed)
-UNPLACED = "routing.unplaced"  # memo: inserted tickets no unit has placed yet -> how their announcement reads
+PREPARED = "routing.prepared"  # memo: ticket_no -> a new ticket the batch's prepare inserted (``Prepared``)
 
 
 class New:
-    """A ``ticket.created`` decoded and decided: the payload, the classification facts, the decision."""
+    """A ``ticket.created`` decoded and decided: the payload, the classification facts, the decision,
+    and routing's row for it (``row``)."""
 
     def __init__(self, rules: RuleSet, event: CloudEvent) -> None:
-        self.event, self.no = event, event.ticket_no
+        self.event, self.no, self.rules_version = event, event.ticket_no, rules.version
         data = self.data = TicketCreated.model_validate(event.data)
         complaint = self.complaint = data.complaint or None
         self.facts = domain.Facts(subject=data.subject, description=data.description, kind=data.kind,
@@ -121,23 +124,36 @@ class New:
         d = self.decision = domain.decide(rules, self.facts)
         self.department = None if d.cross_department else d.department
 
-    def row(self, rules: RuleSet) -> dict[str, Any]:
+    def row(self) -> dict[str, Any]:
         """Routing's row for the new ticket (``store.insert_tickets``)."""
         data, d = self.data, self.decision
         return {"ticket_no": self.no, "channel": data.channel, "tier": data.customer.tier,
                 "urgency": self.facts.urgency, "impact": data.impact, "complaint": bool(self.complaint),
                 "category": d.category, "priority": d.priority, "department": self.department, "rule": d.rule,
-                "state": "queued" if self.department else "unassigned", "rules_version": rules.version,
+                "state": "queued" if self.department else "unassigned", "rules_version": self.rules_version,
                 "queued_at": self.event.time if self.department else None}
 
+    def announced(self) -> dict[str, Any]:
+        """How its first ``ticket.routed`` reads (``emit_routed``'s reason and priority rule)."""
+        return {"reason": "created", "priority_rule": self.decision.priority_rule}
 
-async def prepare_created(rules: RuleSet, events: list[CloudEvent], u: Unit | Tx) -> None:
+
+@dataclass
+class Prepared:
+    """A batch's new ticket inserted before the handlers ran: as decided, its row as inserted, and whether
+    an earlier unit's drain assigned (and announced) it already."""
+
+    new: New
+    row: asyncpg.Record
+    placed: bool = False
+
+
+async def prepare_created(rules: RuleSet, events: list[CloudEvent], tx: Tx) -> None:
     """A batch's new tickets inserted in one statement before its handlers run (``route_created`` then
     finds its row in the memo). Messages this consumer already processed are left out (their tickets
     exist). Until its own handler places it, an inserted ticket is queued like any other: a drain of an
-    earlier unit that assigns it announces it as that handler would have (``UNPLACED``), and the handler
+    earlier unit that assigns it announces it as that handler would have (``drain``), and the handler
     then has nothing left to do."""
-    tx = u.tx if isinstance(u, Unit) else u
     done = await tx.processed(CONSUMER)  # the inbox read the handlers' claims then reuse
     new: dict[str, New] = {}
     for event in events:
@@ -146,33 +162,32 @@ async def prepare_created(rules: RuleSet, events: list[CloudEvent], u: Unit | Tx
                 new[event.ticket_no] = New(rules, event)
             except (ValueError, DomainError):  # not valid: its handler refuses it alone
                 continue
-    if not new:
-        return
-    rows = await store.insert_tickets(tx.conn, [n.row(rules) for n in new.values()])
-    tx.memo[INSERTED] = {no: rows.get(no) for no in new}
-    tx.memo[UNPLACED] = {no: {"reason": "created", "priority_rule": n.decision.priority_rule}
-                         for no, n in new.items() if no in rows}
-    tx.memo.update({("routing.new", n.event.id): n for n in new.values()})
+    if new:
+        rows = await store.insert_tickets(tx.conn, [n.row() for n in new.values()])
+        tx.memo[PREPARED] = {no: Prepared(n, rows[no]) for no, n in new.items() if no in rows}
 
 
 async def route_created(rt: Runtime, rules: RuleSet, event: CloudEvent, *, within: Within = None) -> None:
     """Classify, prioritise and assign a new ticket (or queue it, or escalate it when no department can)."""
-    n = (within.memo.pop(("routing.new", event.id), None) if within is not None else None) or New(rules, event)
+    prepared: dict[str, Prepared] = within.memo.get(PREPARED, {}) if within is not None else {}
+    p = prepared.get(event.ticket_no or "")
+    if p is not None and p.new.event.id != event.id:
+        p = None  # another ticket.created for a ticket the batch inserted: its handler finds the row taken
+    n = p.new if p is not None else New(rules, event)
     async with metered(rt, consumer=CONSUMER, event=event, within=within) as (u, pending):
         if u.duplicate:
             return
         d, no = n.decision, n.no
-        inserted = u.memo.get(INSERTED, {})
-        prepared = no in inserted
-        row = inserted.pop(no) if prepared else await store.insert_ticket(u.conn, **n.row(rules))
-        if row is None:
-            return  # another ticket.created for the same ticket (a different event id): routed already
+        if p is not None:
+            del prepared[no]  # this unit places it now (or an earlier drain did)
+            row = p.row
+        else:
+            row = await store.insert_ticket(u.conn, **n.row())
+            if row is None:
+                return  # another ticket.created for the same ticket (a different event id): routed already
         pending.created(n.data.channel, d.category)
-        unplaced = u.memo.get(UNPLACED, {})
-        if prepared and no not in unplaced:
-            return  # assigned, and announced as created, by an earlier unit's drain in this transaction
-        unplaced.pop(no, None)
-        await _place_new(u, rules, row, d, n.department, pending)
+        if p is None or not p.placed:
+            await _place_new(u, rules, row, d, n.department, pending)
     log.info("ticket routed", extra={"ticket_no": no, "category": d.category, "priority": d.priority,
                                      "department": d.department, "rule": d.rule})
 
@@ -186,8 +201,7 @@ async def _place_new(u: Unit, rules: RuleSet, row: asyncpg.Record, d: domain.Dec
     if department:
         # the drain first: when it assigns the ticket (the common case) the roster need not be asked about;
         # when it does not, an empty roster (nobody could take it) is escalated, a full one leaves it queued
-        assigned = await drain(u, department, pending,
-                               emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
+        assigned = await drain(u, department, pending, emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
         if no in assigned:
             return
         if await staffed(u, department):
