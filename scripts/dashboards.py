@@ -189,6 +189,11 @@ def pipeline_health() -> tuple[str, str, list[Panel]]:
         Panel("Outbox pending", "timeseries",
               [Target("max by (service) (helpdesk_outbox_pending)", "{{service}}")],
               "Unsent outbox rows at each relay's last pass (worst replica)."),
+        Panel("Garbage-collector pauses per service", "timeseries",
+              [Target(f"max by (service) (rate(helpdesk_gc_pause_seconds_sum[{RI}]))", "{{service}}")],
+              "Share of the time a service's event loop stood still for Python's garbage collector"
+              " (worst replica; shared.gcpolicy): a consumer latency that rises with it is the process,"
+              " not the database. 0 when nothing was collected.", unit="percentunit"),
     ]
     return "helpdesk-pipeline-health", "Helpdesk / Pipeline health", panels
 

@@ -20,7 +20,7 @@ from fastapi_offline import FastAPIOffline
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 
-from shared import batching, db, openapi, production, topology, trust
+from shared import batching, db, gcpolicy, openapi, production, topology, trust
 from shared.consumer import Consumer
 from shared.dueloop import DueLoop, Every
 from shared.events import EventData
@@ -178,6 +178,7 @@ class Runtime:
             for loop in self.loops:
                 loop.start()
             log.info("service started", extra={"service": self.service})
+            gcpolicy.started()  # a service process: what the start made is frozen (``shared.gcpolicy``)
             yield self
         finally:
             for consumer in self.consumers:

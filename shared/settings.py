@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # half a second lets a batch there hold several tickets' events even at 10 tickets/s (a transaction,
     # a wake-up and an ack for the lot), and a timeline entry shows at most that much later.
     batch_linger_records_ms: float = Field(500.0, ge=0, le=5000, alias="HELPDESK_BATCH_LINGER_RECORDS_MS")
+    # A service process's young garbage collection waits for this many container allocations (CPython:
+    # 700; 0 keeps that), and what its start made is frozen (``shared.gcpolicy``): 4-12 % of each
+    # service's CPU was in the collector, its full collections stopped the loop for 100-550 ms.
+    gc_threshold: int = Field(20_000, ge=0, alias="HELPDESK_GC_THRESHOLD")
     max_body_bytes: int = Field(64 * 1024, alias="HELPDESK_MAX_BODY_BYTES")
     log_level: str = Field("INFO", alias="HELPDESK_LOG_LEVEL")
     survey_base_url: str = Field("http://127.0.0.1:8005", alias="SURVEY_BASE_URL")
