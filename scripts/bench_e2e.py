@@ -256,7 +256,37 @@ async def handler_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, flo
 
 
 METRIC = re.compile(r'^helpdesk_consumer_seconds_(?P<kind>sum|count)\{[^}]*'
-                    r'queue="(?P<handler>[^"]+)"[^}]*\} (?P<value>\S+)$', re.M)
+                    r'queue="(?P<handler>[^"]+)"[^}]*\} (?P<value>\S+)$', re.MULTILINE)
+
+
+GC = re.compile(r'^helpdesk_gc_pause_seconds_(?P<kind>sum|count)\{generation="(?P<gen>\d)"\} (?P<value>\S+)$', re.MULTILINE)
+
+
+async def gc_totals(stack: Stack) -> dict[str, tuple[float, float, float]]:
+    """service -> (seconds its loop stood still for the garbage collector, collections, full collections)."""
+    out: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name in stack.names:
+            with contextlib.suppress(httpx.HTTPError):
+                text = (await client.get(f"{stack.url(name)}/metrics")).text
+                slot = out.setdefault(name, [0.0, 0.0, 0.0])
+                for m in GC.finditer(text):
+                    value = float(m["value"])
+                    if m["kind"] == "sum":
+                        slot[0] += value
+                    else:
+                        slot[1] += value
+                        slot[2] += value if m["gen"] == "2" else 0.0
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def print_gc(before: dict, after: dict, elapsed: float) -> None:
+    parts = []
+    for name, (s1, n1, f1) in after.items():
+        s0, n0, f0 = before.get(name, (0.0, 0.0, 0.0))
+        parts.append(f"{name} {(s1 - s0) * 1000:.0f} ms ({int(n1 - n0)}, {int(f1 - f0)} full)")
+    print("  garbage collector (the loop stood still; collections, of them full): " + ", ".join(parts)
+          + f" in {elapsed:.0f} s")
 
 
 def print_handlers(before: dict, after: dict, elapsed: float) -> None:
@@ -309,7 +339,7 @@ async def phase_latency(run: Run, seconds: float, stages: list[str], rate: float
     n = int(rate * seconds)
     infra = {"rabbitmq": broker_pids(), "postgres": await backend_pids(run.database_url)}
     cpu0 = await all_cpu(run, infra)
-    statements0 = await statement_counts(run.database_url)
+    statements0, gc0, began = await statement_counts(run.database_url), await gc_totals(run.stack), time.perf_counter()
     exts = await run.send(n, rate=rate)
     await run.wait(exts, stages, 60)
     print(f"\nlatency at {rate:g} tickets/s ({n} tickets over AMQP):")
@@ -323,6 +353,7 @@ async def phase_latency(run: Run, seconds: float, stages: list[str], rate: float
     print(f"  CPU per ticket at this rate (the phase's idle work included): {sum(spent.values()):.1f} ms"
           f" = services {services:.1f} + RabbitMQ {spent['rabbitmq']:.1f} + Postgres {spent['postgres']:.1f}")
     print_statements(run.stack, statements0, await statement_counts(run.database_url), n)
+    print_gc(gc0, await gc_totals(run.stack), time.perf_counter() - began)
 
 
 NATIVE = False  # --native: py-spy records native frames too
@@ -342,7 +373,7 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
                 str(Path(sys.executable).parent / "py-spy"), "record", *(["--native"] if NATIVE else ["--nonblocking"]), "--gil", "-r", "100",
                 "-p", str(stack.pid(name)), "-f", "raw", "-o", str(profile / f"{name}.txt"), "-d", "600",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
-    handlers0 = await handler_totals(stack)
+    handlers0, gc0 = await handler_totals(stack), await gc_totals(stack)
     statements0 = await statement_counts(run.database_url)
     speed0, steal0 = calibrate(), steal_ticks()
     start = time.perf_counter()
@@ -386,6 +417,7 @@ async def phase_flat_out(run: Run, n: int, stages: list[str], profile: Path | No
           " during it (steal)")
     print_statements(stack, statements0, await statement_counts(run.database_url), n)
     print_handlers(handlers0, await handler_totals(stack), elapsed)
+    print_gc(gc0, await gc_totals(stack), elapsed)
     if profile:
         print(f"  py-spy raw profiles in {profile}/ (summarise: python -m scripts.pyspy_summary {profile}/intake.txt)")
     return rate
