@@ -180,14 +180,16 @@ async def update_ticket(conn: asyncpg.Connection, *, ticket_no: str, **fields: A
                                ticket_no, *(fields[c] for c in cols))
 
 
-async def assign_next(conn: asyncpg.Connection, *, department: str) -> tuple[asyncpg.Record | None, bool]:
+async def assign_next(conn: asyncpg.Connection, *, department: str) -> tuple[asyncpg.Record | None, bool, bool]:
     """Give ``department``'s oldest queued ticket (not being changed by another transaction: ``SKIP
     LOCKED``) to its least-loaded available agent under the cap, ties to the one assigned least recently
     (round-robin); the agent's load grows by one. Call with the department locked.
 
-    Returns ``(ticket, more)``: the ticket row as updated (None when the queue is empty or nobody has
-    room) and whether another ticket is queued there (so the caller's drain loop ends without asking
-    again when the queue is empty, the common case after a placement). One statement."""
+    Returns ``(ticket, more, staffed)``: the ticket row as updated (None when the queue is empty or
+    nobody has room), whether another ticket is queued there (so the caller's drain loop ends without
+    asking again when the queue is empty, the common case after a placement), and whether the department
+    has anybody on its roster (``has_agents``: a ticket the drain left queued is escalated when nobody
+    is, and asking here saves that round trip). One statement."""
     row = await conn.fetchrow(
         f"""WITH t AS (SELECT ticket_no FROM {S}.tickets WHERE department = $1 AND state = 'queued'
                        ORDER BY queued_at, ticket_no LIMIT 1 FOR UPDATE SKIP LOCKED),
@@ -201,11 +203,12 @@ async def assign_next(conn: asyncpg.Connection, *, department: str) -> tuple[asy
                           FROM took, t WHERE k.ticket_no = t.ticket_no RETURNING k.*)
             SELECT done.ticket_no IS NOT NULL AS assigned, done.*,
                    EXISTS (SELECT 1 FROM {S}.tickets q WHERE q.department = $1 AND q.state = 'queued'
-                           AND q.ticket_no NOT IN (SELECT ticket_no FROM done)) AS more
+                           AND q.ticket_no NOT IN (SELECT ticket_no FROM done)) AS more,
+                   EXISTS (SELECT 1 FROM {S}.agents r WHERE r.department = $1) AS staffed
             FROM (SELECT 1) one LEFT JOIN done ON true""",
         department,
     )
-    return (row if row["assigned"] else None), row["more"]
+    return (row if row["assigned"] else None), row["more"], row["staffed"]
 
 
 async def queue(conn: asyncpg.Connection, *, department: str | None = None, limit: int = 500) -> list[asyncpg.Record]:

@@ -1,7 +1,7 @@
 """A batch of new tickets costs routing two statements a ticket: its row, and one assignment
 (``store.assign_next``: the oldest queued ticket to the least-loaded agent, and whether more wait);
-the department is locked and its staffing asked once for the batch (only for tickets the drain did not
-assign), the history written in one insert; with the batch's prepare, the new tickets are inserted in one
+the department is locked once for the batch and its staffing told by that statement too (so a ticket
+the drain left queued is escalated only when nobody is on the roster), the history written in one insert; with the batch's prepare, the new tickets are inserted in one
 statement. What is decided is what one transaction each decides: round-robin over the least loaded, then queued."""
 
 from __future__ import annotations
@@ -53,12 +53,34 @@ async def test_a_batch_of_new_tickets(routing: Any) -> None:
     on_tables = Counter(s for s in counting.statements if s[1] in ("tickets", "agents", "departments", "assignments"))
     assert on_tables == {
         ("SELECT", "departments"): 1,  # the department's lock, once
-        ("SELECT", "agents"): 1,  # has anybody on its roster, once
         ("INSERT", "tickets"): 6,
         ("WITH", "tickets"): 6,  # assign_next: four assigned (the queue then empty), two find nobody with room
-        # the two left queued are announced from their inserted rows, not read again
+        # and tell that the roster has somebody (no look-up of the roster of its own); the two left queued
+        # are announced from their inserted rows, not read again
         ("INSERT", "assignments"): 1,
     }, counting.statements
+
+
+async def test_the_drain_tells_whether_anybody_is_on_the_roster(routing: Any) -> None:
+    """A department with nobody on its roster escalates its new ticket (unassignable), one whose agents
+    are all busy keeps it queued: both known from the drain's own statement, no look-up of the roster."""
+    rt, rules = routing.rt, routing.app.state.rules
+    await slate(routing, [{"id": "t-a", "department": "technical", "capacity": 1}])  # nobody in finance
+    busy, spare, unstaffed = new_ticket_no(), new_ticket_no(), new_ticket_no()
+    async with rt.transaction(batch_ids=[]) as tx:
+        tx.conn = counting = Counting(tx.conn, "routing")
+        for no, subject in ((busy, "设备故障"), (spare, "设备故障"), (unstaffed, "我要退款，商品不想要了")):
+            await assign.route_created(rt, rules, created(no, subject=subject), within=tx)
+    assert ("SELECT", "agents") not in counting.statements
+    rows = dict(await rt.pool.fetch("SELECT ticket_no, state FROM routing.tickets WHERE ticket_no = ANY($1)",
+                                    [busy, spare, unstaffed]))
+    assert rows[busy] == "assigned" and rows[spare] == "queued"
+    bodies = [orjson.loads(r["body"]) for r in await rt.pool.fetch(
+        "SELECT body FROM routing.outbox WHERE ticket_no = ANY($1) ORDER BY id", [spare, unstaffed])]
+    escalated = [(b["subject"], b["data"]["trigger"], b["data"]["reason"]) for b in bodies
+                 if b["type"] == "ticket.escalated"]
+    assert [(n, t) for n, t, _ in escalated] == [(unstaffed, "unassignable")], escalated
+    assert "finance has nobody on its roster" in escalated[0][2]
 
 
 async def test_a_batch_inserts_its_new_tickets_in_one_statement_and_announces_each_once(routing: Any) -> None:

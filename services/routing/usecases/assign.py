@@ -61,10 +61,13 @@ async def lock(u: Unit, names: Iterable[str | None]) -> None:
         held |= wanted
 
 
+STAFFED = "routing.staffed"  # memo: department -> whether its roster has anybody (``staffed``)
+
+
 async def staffed(u: Unit, department: str) -> bool:
     """Whether ``department`` has anybody on its roster, asked once per transaction (the roster only
-    changes with the department locked, which this transaction holds)."""
-    known: dict[str, bool] = u.memo.setdefault("routing.staffed", {})
+    changes with the department locked, which this transaction holds); a drain of it has told already."""
+    known: dict[str, bool] = u.memo.setdefault(STAFFED, {})
     if department not in known:
         known[department] = await store.has_agents(u.conn, department=department)
     return known[department]
@@ -86,7 +89,8 @@ async def drain(u: Unit, department: str | None, pending: Pending,
     while more:
         # one statement per assignment; it also says whether more are queued, so an emptied queue (the
         # common case after a placement) ends the loop without another round trip
-        t, more = await store.assign_next(u.conn, department=department)  # type: ignore[arg-type]
+        t, more, anybody = await store.assign_next(u.conn, department=department)  # type: ignore[arg-type]
+        u.memo.setdefault(STAFFED, {})[department] = anybody  # the roster, read with the department locked
         if t is None:
             break
         no = t["ticket_no"]
@@ -199,8 +203,8 @@ async def _place_new(u: Unit, rules: RuleSet, row: asyncpg.Record, d: domain.Dec
     no = row["ticket_no"]
     await lock(u, [department])
     if department:
-        # the drain first: when it assigns the ticket (the common case) the roster need not be asked about;
-        # when it does not, an empty roster (nobody could take it) is escalated, a full one leaves it queued
+        # the drain first: it assigns the ticket (the common case), or its statement told whether the roster
+        # has anybody (``staffed`` then asks nothing): an empty one is escalated, a full one leaves it queued
         assigned = await drain(u, department, pending, emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
         if no in assigned:
             return
