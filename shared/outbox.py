@@ -30,7 +30,7 @@ import aiormq
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared import db, inbox, trust
+from shared import amqpwire, db, inbox, trust
 from shared.dueloop import DueLoop
 from shared.envelope import CONTENT_TYPE
 from shared.topology import EVENTS
@@ -132,7 +132,7 @@ class Relay(DueLoop):
         async with self._chan_lock:
             if self._chan is None or self._amqp is None or self._amqp.is_closed:
                 if self._amqp is None:
-                    self._amqp = await aio_pika.connect_robust(self.rt.settings.amqp_url)
+                    self._amqp = await amqpwire.connect_robust(self.rt.settings.amqp_url)
                 self._chan = await self._amqp.channel(publisher_confirms=True)
             return await self._chan.get_underlay_channel()
 

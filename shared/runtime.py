@@ -20,7 +20,7 @@ from fastapi_offline import FastAPIOffline
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 
-from shared import batching, db, gcpolicy, openapi, production, topology, trust
+from shared import amqpwire, batching, db, gcpolicy, openapi, production, topology, trust
 from shared.consumer import Consumer
 from shared.dueloop import DueLoop, Every
 from shared.events import EventData
@@ -170,7 +170,7 @@ class Runtime:
             for queue, exchange, keys in self.bindings:
                 await topology.bind(self.broker, queue, exchange, keys)
             await self.broker.start()
-            self.amqp = await aio_pika.connect_robust(self.settings.amqp_url)
+            self.amqp = await amqpwire.connect_robust(self.settings.amqp_url)  # a turn's frames in one write
             for consumer in self.consumers:
                 await consumer.start(self.amqp)
             for hook in self.on_start:
