@@ -242,42 +242,45 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
-async def handler_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, float]]:
-    """(service, queue) -> (seconds spent, messages) from the consumers' Prometheus histograms."""
-    out: dict[tuple[str, str], list[float]] = {}
+async def metrics_texts(stack: Stack) -> dict[str, str]:
+    """Each service's ``/metrics`` page now (a service that does not answer is left out)."""
+    out: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for name in stack.names:
             with contextlib.suppress(httpx.HTTPError):
-                text = (await client.get(f"{stack.url(name)}/metrics")).text
-                for m in METRIC.finditer(text):
-                    slot = out.setdefault((name, m["handler"]), [0.0, 0.0])
-                    slot[0 if m["kind"] == "sum" else 1] += float(m["value"])
+                out[name] = (await client.get(f"{stack.url(name)}/metrics")).text
+    return out
+
+
+async def handler_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, float]]:
+    """(service, queue) -> (seconds spent, messages) from the consumers' Prometheus histograms."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for name, text in (await metrics_texts(stack)).items():
+        for m in METRIC.finditer(text):
+            slot = out.setdefault((name, m["handler"]), [0.0, 0.0])
+            slot[0 if m["kind"] == "sum" else 1] += float(m["value"])
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 METRIC = re.compile(r'^helpdesk_consumer_seconds_(?P<kind>sum|count)\{[^}]*'
                     r'queue="(?P<handler>[^"]+)"[^}]*\} (?P<value>\S+)$', re.MULTILINE)
-
-
 GC = re.compile(r'^helpdesk_gc_pause_seconds_(?P<kind>sum|count)\{generation="(?P<gen>\d)"\} (?P<value>\S+)$', re.MULTILINE)
 
 
 async def gc_totals(stack: Stack) -> dict[str, tuple[float, float, float]]:
     """service -> (seconds its loop stood still for the garbage collector, collections, full collections)."""
-    out: dict[str, list[float]] = {}
-    async with httpx.AsyncClient(timeout=10) as client:
-        for name in stack.names:
-            with contextlib.suppress(httpx.HTTPError):
-                text = (await client.get(f"{stack.url(name)}/metrics")).text
-                slot = out.setdefault(name, [0.0, 0.0, 0.0])
-                for m in GC.finditer(text):
-                    value = float(m["value"])
-                    if m["kind"] == "sum":
-                        slot[0] += value
-                    else:
-                        slot[1] += value
-                        slot[2] += value if m["gen"] == "2" else 0.0
-    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+    out = {}
+    for name, text in (await metrics_texts(stack)).items():
+        pause = collections = full = 0.0
+        for m in GC.finditer(text):
+            value = float(m["value"])
+            if m["kind"] == "sum":
+                pause += value
+            else:
+                collections += value
+                full += value if m["gen"] == "2" else 0.0
+        out[name] = (pause, collections, full)
+    return out
 
 
 def print_gc(before: dict, after: dict, elapsed: float) -> None:

@@ -8,9 +8,9 @@ with aiormq's own extension point (a ``TransportFactory``) handing it a :class:`
 what is written during one turn of the event loop is joined and written once, at the end of that turn
 (``loop.call_soon``), or, while each turn brings more (aiormq queues a channel's publishes one a turn
 behind its lock), once a turn brings none — at most ``MAX_WAIT_S`` (5 ms) after the first frame, so a
-busy loop's long turns hold no frame longer than that. The
-frames keep their order; ``drain``, ``close``
-and ``write_eof`` write what is pending first; nothing else about the connection changes (TLS included).
+busy loop's long turns hold no frame longer than that. The frames keep their order; ``drain``,
+``close`` and ``write_eof`` write what is pending first; nothing else about the connection changes
+(TLS included).
 """
 
 from __future__ import annotations
@@ -110,5 +110,5 @@ class CoalescingConnection(aio_pika.RobustConnection):
 
 
 async def connect_robust(url: str) -> aio_pika.abc.AbstractRobustConnection:
-    """``aio_pika.connect_robust(url)``, its frames written once per event-loop turn."""
+    """``aio_pika.connect_robust(url)``, its frames joined as above."""
     return await aio_pika.connect_robust(url, connection_class=CoalescingConnection)

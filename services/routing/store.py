@@ -129,10 +129,6 @@ async def agent_department(conn: asyncpg.Connection, *, agent_id: str | None) ->
     return await conn.fetchval(f"SELECT department FROM {S}.agents WHERE id = $1", agent_id)
 
 
-async def has_agents(conn: asyncpg.Connection, *, department: str) -> bool:
-    return bool(await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {S}.agents WHERE department = $1)", department))
-
-
 # ---- tickets ----
 
 _NEW = {"ticket_no": "text", "channel": "text", "tier": "text", "urgency": "text", "impact": "text",
@@ -188,8 +184,8 @@ async def assign_next(conn: asyncpg.Connection, *, department: str) -> tuple[asy
     Returns ``(ticket, more, staffed)``: the ticket row as updated (None when the queue is empty or
     nobody has room), whether another ticket is queued there (so the caller's drain loop ends without
     asking again when the queue is empty, the common case after a placement), and whether the department
-    has anybody on its roster (``has_agents``: a ticket the drain left queued is escalated when nobody
-    is, and asking here saves that round trip). One statement."""
+    has anybody on its roster (a new ticket the drain left queued is escalated when nobody is: no
+    round trip of its own). One statement."""
     row = await conn.fetchrow(
         f"""WITH t AS (SELECT ticket_no FROM {S}.tickets WHERE department = $1 AND state = 'queued'
                        ORDER BY queued_at, ticket_no LIMIT 1 FOR UPDATE SKIP LOCKED),

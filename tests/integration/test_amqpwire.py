@@ -42,16 +42,25 @@ async def test_a_turns_publishes_leave_in_one_write_in_order_and_confirmed(run_e
         await conn.close()
 
 
+def close_connection_named(vhost: str, name: str) -> None:
+    """Close (broker side) the one connection of ``vhost`` whose client named itself ``name``; the other
+    connections of the run's vhost (the services the session keeps running) are left alone."""
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_connections", "-p", vhost, "pid", "client_properties"],
+                            check=True, capture_output=True, text=True, timeout=60).stdout
+    [pid] = [line.split("\t", 1)[0] for line in listed.splitlines() if name in line]
+    subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: reconnect"], check=True,
+                   capture_output=True, timeout=60)
+
+
 async def test_the_robust_connection_reconnects_and_publishes_again(run_env: dict[str, str]) -> None:
-    conn = await amqpwire.connect_robust(run_env["AMQP_URL"] + "?name=amqpwire-reconnect")
+    name = f"amqpwire-reconnect-{uuid.uuid4().hex[:8]}"
+    conn = await amqpwire.connect_robust(f"{run_env['AMQP_URL']}?name={name}")
     try:
         channel = await conn.channel(publisher_confirms=True)
         queue = await channel.declare_queue(f"amqpwire-{uuid.uuid4().hex[:8]}", durable=False, auto_delete=False)
         first = conn.kwargs["transport_factory"].writer
         await channel.default_exchange.publish(aio_pika.Message(b"before"), routing_key=queue.name)
-        vhost = run_env["AMQP_URL"].rsplit("/", 1)[1]
-        await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "close_all_connections", "-p", vhost,
-                                                 "test: reconnect"], check=True, capture_output=True, timeout=60)
+        await asyncio.to_thread(close_connection_named, run_env["AMQP_URL"].rsplit("/", 1)[1], name)
         for _ in range(100):
             await asyncio.sleep(0.1)
             if conn.kwargs["transport_factory"].writer is not first and not channel.is_closed:

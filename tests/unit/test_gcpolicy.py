@@ -7,6 +7,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from shared import gcpolicy
 
@@ -22,7 +23,7 @@ def collector() -> Iterator[None]:
 
 
 def pauses(generation: int) -> float:
-    return gcpolicy.PAUSES.labels(str(generation))._sum.get()
+    return REGISTRY.get_sample_value("helpdesk_gc_pause_seconds_sum", {"generation": str(generation)}) or 0.0
 
 
 def test_settle_freezes_the_live_objects_and_raises_the_young_threshold(collector: None) -> None:
@@ -30,7 +31,7 @@ def test_settle_freezes_the_live_objects_and_raises_the_young_threshold(collecto
     gc.unfreeze()
     gcpolicy.settle(20_000)
     assert gc.get_freeze_count() > 1000
-    assert gcpolicy.FROZEN._value.get() == gc.get_freeze_count()
+    assert REGISTRY.get_sample_value("helpdesk_gc_frozen_objects") == gc.get_freeze_count()
     assert gc.get_threshold() == (20_000, older, oldest)
 
 

@@ -61,18 +61,6 @@ async def lock(u: Unit, names: Iterable[str | None]) -> None:
         held |= wanted
 
 
-STAFFED = "routing.staffed"  # memo: department -> whether its roster has anybody (``staffed``)
-
-
-async def staffed(u: Unit, department: str) -> bool:
-    """Whether ``department`` has anybody on its roster, asked once per transaction (the roster only
-    changes with the department locked, which this transaction holds); a drain of it has told already."""
-    known: dict[str, bool] = u.memo.setdefault(STAFFED, {})
-    if department not in known:
-        known[department] = await store.has_agents(u.conn, department=department)
-    return known[department]
-
-
 async def _assign(u: Unit, ticket_no: str, agent_id: str) -> asyncpg.Record:
     await store.take_load(u.conn, agent_id=agent_id)
     return await store.update_ticket(u.conn, ticket_no=ticket_no, state="assigned", assignee=agent_id, queued_at=None)
@@ -83,23 +71,29 @@ async def drain(u: Unit, department: str | None, pending: Pending,
     """Assign queued tickets of ``department``, oldest first, while an agent has room. The department
     must be locked. Emits ``ticket.routed`` for each: reason ``dequeued``, unless ``emit`` says, or the
     ticket is one of the batch's new ones its own unit has not placed yet (announced as ``created``)."""
+    return (await _drain(u, department, pending, emit))[0]
+
+
+async def _drain(u: Unit, department: str | None, pending: Pending,
+                 emit: Mapping[str, Mapping[str, Any]] | None) -> tuple[list[str], bool]:
+    """``drain``, and whether the department has anybody on its roster (read by its last assignment
+    statement, with the department locked: the roster only changes so)."""
     assigned: list[str] = []
-    more = bool(department)
+    more = staffed = bool(department)
     prepared: dict[str, Prepared] = u.memo.get(PREPARED, {})  # a batch's new tickets not placed by their units yet
     while more:
         # one statement per assignment; it also says whether more are queued, so an emptied queue (the
         # common case after a placement) ends the loop without another round trip
-        t, more, anybody = await store.assign_next(u.conn, department=department)  # type: ignore[arg-type]
-        u.memo.setdefault(STAFFED, {})[department] = anybody  # the roster, read with the department locked
+        t, more, staffed = await store.assign_next(u.conn, department=department)  # type: ignore[arg-type]
         if t is None:
             break
         no = t["ticket_no"]
         how = (emit or {}).get(no)
         if how is None and (p := prepared.get(no)) is not None and not p.placed:
-            p.placed, how = True, p.new.announced()  # as its own unit would have announced it
+            p.placed, how = True, announced(p.new.decision)  # as its own unit would have announced it
         await emit_routed(u, t, pending, **(how or {"reason": "dequeued"}))
         assigned.append(no)
-    return assigned
+    return assigned, staffed
 
 
 async def _ticket(u: Unit, ticket_no: str) -> asyncpg.Record:
@@ -136,10 +130,6 @@ class New:
                 "category": d.category, "priority": d.priority, "department": self.department, "rule": d.rule,
                 "state": "queued" if self.department else "unassigned", "rules_version": self.rules_version,
                 "queued_at": self.event.time if self.department else None}
-
-    def announced(self) -> dict[str, Any]:
-        """How its first ``ticket.routed`` reads (``emit_routed``'s reason and priority rule)."""
-        return {"reason": "created", "priority_rule": self.decision.priority_rule}
 
 
 @dataclass
@@ -203,12 +193,12 @@ async def _place_new(u: Unit, rules: RuleSet, row: asyncpg.Record, d: domain.Dec
     no = row["ticket_no"]
     await lock(u, [department])
     if department:
-        # the drain first: it assigns the ticket (the common case), or its statement told whether the roster
-        # has anybody (``staffed`` then asks nothing): an empty one is escalated, a full one leaves it queued
-        assigned = await drain(u, department, pending, emit={no: {"reason": "created", "priority_rule": d.priority_rule}})
+        # the drain first: it assigns the ticket (the common case), or says whether the roster has anybody:
+        # an empty one is escalated, a full one leaves the ticket queued
+        assigned, staffed = await _drain(u, department, pending, {no: announced(d)})
         if no in assigned:
             return
-        if await staffed(u, department):
+        if staffed:
             await _emit_new(u, row, pending, d)
             return
     if department:
@@ -221,8 +211,13 @@ async def _place_new(u: Unit, rules: RuleSet, row: asyncpg.Record, d: domain.Dec
     await escalate(u, rules, no, "unassignable", {"why": why}, pending)
 
 
+def announced(d: domain.Decision) -> dict[str, Any]:
+    """How a new ticket's first ``ticket.routed`` reads (``emit_routed``'s reason and priority rule)."""
+    return {"reason": "created", "priority_rule": d.priority_rule}
+
+
 async def _emit_new(u: Unit, row: asyncpg.Record, pending: Pending, d: domain.Decision) -> None:
-    await emit_routed(u, row, pending, reason="created", priority_rule=d.priority_rule)
+    await emit_routed(u, row, pending, **announced(d))
 
 
 async def release(rt: Runtime, event: CloudEvent, *, within: Within = None) -> None:
